@@ -1,0 +1,391 @@
+//! What each command does to the state tables, as plain SQL statements.
+//!
+//! Translating a [`Command`] into [`Stmt`]s is a pure function: no database, no clock, no
+//! randomness. That keeps apply deterministic by construction and lets the same translation run
+//! on SQLite and PostgreSQL (the statements use only syntax both accept). The executor in
+//! [`super`] binds the arguments for the node's backend and runs the statements inside the
+//! apply transaction.
+//!
+//! A command may start with a *guard*: a statement that must change at least one row, or the
+//! command is refused with a deterministic reason and its other statements are skipped. Every
+//! member reaches the same verdict because it runs against the same state.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use crate::command::Applied;
+use crate::command::Command;
+use crate::command::Heartbeat;
+use crate::command::MetagraphSync;
+use crate::command::WeightOutcomeKind;
+
+/// Most workers one heartbeat may carry (byteleap-protocol.md §2.10.1: capped at 100 per miner).
+pub const MAX_WORKERS_PER_HEARTBEAT: usize = 100;
+/// Most neurons one metagraph sync may carry (subtensor's maximum subnet size is 256 UIDs,
+/// chain.md §2; headroom for larger subnets without unbounded input).
+pub const MAX_NEURONS: usize = 4096;
+/// Most bytes a free-form text value may take in the state (settings, JSON details).
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// A bound argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Int(i64),
+    OptInt(Option<i64>),
+    Text(String),
+    OptText(Option<String>),
+    Blob(Vec<u8>),
+    Bool(bool),
+}
+
+/// One SQL statement of an apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stmt {
+    pub sql: Cow<'static, str>,
+    pub args: Vec<Arg>,
+    /// If set, the statement must affect a row or the command is refused with this reason.
+    pub guard: Option<String>,
+}
+
+impl Stmt {
+    fn new(sql: impl Into<Cow<'static, str>>, args: Vec<Arg>) -> Stmt {
+        Stmt {
+            sql: sql.into(),
+            args,
+            guard: None,
+        }
+    }
+
+    fn guarded(sql: impl Into<Cow<'static, str>>, args: Vec<Arg>, refusal: String) -> Stmt {
+        Stmt {
+            sql: sql.into(),
+            args,
+            guard: Some(refusal),
+        }
+    }
+}
+
+/// The statements of one command, or a refusal decided from the command alone.
+pub enum Plan {
+    Run(Vec<Stmt>),
+    Refuse(String),
+}
+
+fn int(value: u64, what: &str) -> Result<i64, String> {
+    i64::try_from(value).map_err(|_| format!("{what} {value} is out of range"))
+}
+
+fn text(value: &str, what: &str) -> Result<(), String> {
+    if value.len() > MAX_TEXT_BYTES {
+        return Err(format!(
+            "{what} of {} bytes exceeds {MAX_TEXT_BYTES}",
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Translates one command. `PutSetting` runs are batched by [`settings_batch`] instead.
+pub fn plan(command: &Command) -> Plan {
+    match translate(command) {
+        Ok(stmts) => Plan::Run(stmts),
+        Err(reason) => Plan::Refuse(reason),
+    }
+}
+
+fn translate(command: &Command) -> Result<Vec<Stmt>, String> {
+    Ok(match command {
+        Command::PutSetting { key, value } => {
+            text(key, "setting key")?;
+            text(value, "setting value")?;
+            let mut one = BTreeMap::new();
+            one.insert(key.clone(), value.clone());
+            vec![settings_batch(&one)]
+        }
+        Command::DeleteSetting { key } => {
+            vec![Stmt::new(
+                "DELETE FROM settings WHERE key = $1",
+                vec![Arg::Text(key.clone())],
+            )]
+        }
+        Command::SyncMetagraph(sync) => metagraph(sync)?,
+        Command::RecordHeartbeat(hb) => heartbeat(hb)?,
+        Command::IssueChallenge(c) => {
+            text(&c.id, "challenge id")?;
+            text(&c.hotkey, "hotkey")?;
+            text(&c.worker_id, "worker id")?;
+            let at = int(c.issued_at_ms, "issued_at_ms")?;
+            vec![Stmt::guarded(
+                "INSERT INTO challenges (id, hotkey, worker_id, kind, seed, matrix_size, iterations, status, \
+                 issued_at_ms, updated_at_ms, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, 'created', $8, $8, NULL) \
+                 ON CONFLICT (id) DO NOTHING",
+                vec![
+                    Arg::Text(c.id.clone()),
+                    Arg::Text(c.hotkey.clone()),
+                    Arg::Text(c.worker_id.clone()),
+                    Arg::Text(c.kind.as_str().into()),
+                    Arg::Blob(c.seed.to_vec()),
+                    Arg::Int(c.matrix_size.into()),
+                    Arg::Int(c.iterations.into()),
+                    Arg::Int(at),
+                ],
+                format!("challenge {} already exists", c.id),
+            )]
+        }
+        Command::AdvanceChallenge(t) => {
+            if t.from.is_final() {
+                return Err(format!("challenge {} is already {}", t.id, t.from.as_str()));
+            }
+            if let Some(detail) = &t.detail_json {
+                text(detail, "challenge detail")?;
+            }
+            vec![Stmt::guarded(
+                "UPDATE challenges SET status = $1, updated_at_ms = $2, detail_json = COALESCE($3, detail_json) \
+                 WHERE id = $4 AND status = $5",
+                vec![
+                    Arg::Text(t.to.as_str().into()),
+                    Arg::Int(int(t.at_ms, "at_ms")?),
+                    Arg::OptText(t.detail_json.clone()),
+                    Arg::Text(t.id.clone()),
+                    Arg::Text(t.from.as_str().into()),
+                ],
+                format!(
+                    "challenge {} is not {} any more (or does not exist)",
+                    t.id,
+                    t.from.as_str()
+                ),
+            )]
+        }
+        Command::RecordScorePass(pass) => {
+            let weights = postcard::to_allocvec(&pass.weights).map_err(|e| e.to_string())?;
+            vec![Stmt::new(
+                "INSERT INTO score_passes (seq, at_ms, inputs_digest, weights) \
+                 SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3 FROM score_passes",
+                vec![
+                    Arg::Int(int(pass.at_ms, "at_ms")?),
+                    Arg::Blob(pass.inputs_digest.to_vec()),
+                    Arg::Blob(weights),
+                ],
+            )]
+        }
+        Command::CommitWeightIntent(w) => vec![Stmt::guarded(
+            "INSERT INTO weight_intents (window_id, weights_hash, account_nonce, era_birth_block, era_period, leader, \
+             leader_term, at_ms, outcome, outcome_detail, outcome_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL) ON CONFLICT (window_id) DO NOTHING",
+            vec![
+                Arg::Int(int(w.window, "window")?),
+                Arg::Blob(w.weights_hash.to_vec()),
+                Arg::Int(int(w.account_nonce, "account nonce")?),
+                Arg::Int(int(w.era_birth_block, "era birth block")?),
+                Arg::Int(int(w.era_period, "era period")?),
+                Arg::Int(int(w.leader, "leader")?),
+                Arg::Int(int(w.leader_term, "leader term")?),
+                Arg::Int(int(w.at_ms, "at_ms")?),
+            ],
+            format!("window {} already has a weight intent", w.window),
+        )],
+        Command::RecordWeightOutcome(o) => {
+            text(&o.detail, "outcome detail")?;
+            let kind = match o.kind {
+                WeightOutcomeKind::Included => "included",
+                WeightOutcomeKind::Expired => "expired",
+                WeightOutcomeKind::Rejected => "rejected",
+            };
+            vec![Stmt::guarded(
+                "UPDATE weight_intents SET outcome = $1, outcome_detail = $2, outcome_at_ms = $3 \
+                 WHERE window_id = $4 AND outcome IS NULL",
+                vec![
+                    Arg::Text(kind.into()),
+                    Arg::Text(o.detail.clone()),
+                    Arg::Int(int(o.at_ms, "at_ms")?),
+                    Arg::Int(int(o.window, "window")?),
+                ],
+                format!("window {} has no open weight intent", o.window),
+            )]
+        }
+    })
+}
+
+fn metagraph(sync: &MetagraphSync) -> Result<Vec<Stmt>, String> {
+    if sync.neurons.len() > MAX_NEURONS {
+        return Err(format!(
+            "metagraph of {} neurons exceeds {MAX_NEURONS}",
+            sync.neurons.len()
+        ));
+    }
+    let mut by_uid = BTreeMap::new();
+    for n in &sync.neurons {
+        text(&n.hotkey, "hotkey")?;
+        text(&n.coldkey, "coldkey")?;
+        if by_uid.insert(n.uid, n).is_some() {
+            return Err(format!("metagraph lists uid {} twice", n.uid));
+        }
+    }
+    let block = int(sync.block, "block")?;
+    let mut stmts = vec![Stmt::new("DELETE FROM neurons", vec![])];
+    let rows: Vec<_> = by_uid.values().collect();
+    for chunk in rows.chunks(500) {
+        let mut sql = String::from(
+            "INSERT INTO neurons (uid, hotkey, coldkey, stake_rao, validator_permit, axon, synced_block) VALUES ",
+        );
+        let mut args = Vec::with_capacity(chunk.len() * 7);
+        for (i, n) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let b = i * 7;
+            sql.push_str(&format!(
+                "(${},${},${},${},${},${},${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7
+            ));
+            args.push(Arg::Int(n.uid.into()));
+            args.push(Arg::Text(n.hotkey.clone()));
+            args.push(Arg::Text(n.coldkey.clone()));
+            args.push(Arg::Int(int(n.stake_rao, "stake")?));
+            args.push(Arg::Bool(n.validator_permit));
+            args.push(Arg::OptText(n.axon.clone()));
+            args.push(Arg::Int(block));
+        }
+        stmts.push(Stmt::new(sql, args));
+    }
+    Ok(stmts)
+}
+
+fn heartbeat(hb: &Heartbeat) -> Result<Vec<Stmt>, String> {
+    if hb.workers.len() > MAX_WORKERS_PER_HEARTBEAT {
+        return Err(format!(
+            "heartbeat lists {} workers, at most {MAX_WORKERS_PER_HEARTBEAT}",
+            hb.workers.len()
+        ));
+    }
+    text(&hb.hotkey, "hotkey")?;
+    let at = int(hb.at_ms, "at_ms")?;
+    let by = int(hb.received_by, "received_by")?;
+    let mut latest = BTreeMap::new();
+    for w in &hb.workers {
+        text(&w.worker_id, "worker id")?;
+        text(&w.info_json, "worker info")?;
+        latest.insert(w.worker_id.clone(), w.info_json.clone());
+    }
+    if latest.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from(
+        "INSERT INTO workers (hotkey, worker_id, last_heartbeat_ms, received_by, info_json) VALUES ",
+    );
+    let mut args = Vec::with_capacity(latest.len() * 5);
+    for (i, (worker_id, info)) in latest.into_iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        let b = i * 5;
+        sql.push_str(&format!(
+            "(${},${},${},${},${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5
+        ));
+        args.push(Arg::Text(hb.hotkey.clone()));
+        args.push(Arg::Text(worker_id));
+        args.push(Arg::Int(at));
+        args.push(Arg::Int(by));
+        args.push(Arg::Text(info));
+    }
+    sql.push_str(
+        " ON CONFLICT (hotkey, worker_id) DO UPDATE SET last_heartbeat_ms = excluded.last_heartbeat_ms, \
+         received_by = excluded.received_by, info_json = excluded.info_json",
+    );
+    Ok(vec![Stmt::new(sql, args)])
+}
+
+/// One upsert for a run of `PutSetting` commands (the last value per key wins, as it would
+/// applied one by one). Keys are deduplicated first: PostgreSQL refuses to touch a row twice
+/// in one statement.
+pub fn settings_batch(latest: &BTreeMap<String, String>) -> Stmt {
+    let mut sql = String::from("INSERT INTO settings (key, value) VALUES ");
+    let mut args = Vec::with_capacity(latest.len() * 2);
+    for (i, (key, value)) in latest.iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("(${},${})", 2 * i + 1, 2 * i + 2));
+        args.push(Arg::Text(key.clone()));
+        args.push(Arg::Text(value.clone()));
+    }
+    sql.push_str(" ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+    Stmt::new(sql, args)
+}
+
+/// Checks a `PutSetting` before it joins a batch; a refusal is reported for that entry alone.
+pub fn check_setting(key: &str, value: &str) -> Result<(), Applied> {
+    text(key, "setting key")
+        .and_then(|_| text(value, "setting value"))
+        .map_err(Applied::Refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Neuron;
+    use crate::command::WorkerStatus;
+
+    #[test]
+    fn duplicate_uids_are_refused_whole() {
+        let n = |uid| Neuron {
+            uid,
+            hotkey: format!("hk{uid}"),
+            coldkey: "ck".into(),
+            stake_rao: 1,
+            validator_permit: false,
+            axon: None,
+        };
+        let sync = MetagraphSync {
+            netuid: 128,
+            block: 1,
+            neurons: vec![n(1), n(2), n(1)],
+        };
+        assert!(
+            matches!(plan(&Command::SyncMetagraph(sync)), Plan::Refuse(r) if r.contains("uid 1 twice"))
+        );
+    }
+
+    #[test]
+    fn oversized_heartbeats_are_refused() {
+        let workers = (0..=MAX_WORKERS_PER_HEARTBEAT)
+            .map(|i| WorkerStatus {
+                worker_id: format!("w{i}"),
+                info_json: "{}".into(),
+            })
+            .collect();
+        let hb = Heartbeat {
+            hotkey: "hk".into(),
+            at_ms: 1,
+            received_by: 1,
+            workers,
+        };
+        assert!(matches!(
+            plan(&Command::RecordHeartbeat(hb)),
+            Plan::Refuse(_)
+        ));
+    }
+
+    #[test]
+    fn a_settings_batch_keeps_the_last_value_per_key() {
+        let mut latest = BTreeMap::new();
+        latest.insert("a".to_string(), "1".to_string());
+        latest.insert("a".to_string(), "2".to_string());
+        let stmt = settings_batch(&latest);
+        assert_eq!(
+            stmt.args,
+            vec![Arg::Text("a".into()), Arg::Text("2".into())]
+        );
+    }
+}

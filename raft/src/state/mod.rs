@@ -1,0 +1,498 @@
+//! The state machine: committed commands applied into the SQL state tables.
+//!
+//! Each apply batch is one transaction that holds the batch's row changes and the applied
+//! marker (`sm_meta.applied`), so a crash leaves either all of a batch or none of it, and
+//! restart resumes exactly after the last applied entry (the rest is replayed from the log).
+//!
+//! The state machine owns one writer connection; reads go through [`StateReader`] on the
+//! reader pool. Snapshots are built by [`SnapshotBuilder`] in a read transaction, off the apply
+//! path (see [`crate::snapshot`]).
+
+pub mod apply;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use futures::Stream;
+use futures::TryStreamExt;
+use openraft::EntryPayload;
+use openraft::OptionalSend;
+use openraft::RaftSnapshotBuilder;
+use openraft::entry::RaftEntry;
+use openraft::storage::EntryResponder;
+use openraft::storage::RaftStateMachine;
+use tokio::sync::watch;
+
+use self::apply::Arg;
+use self::apply::Plan;
+use self::apply::Stmt;
+use crate::command::Applied;
+use crate::command::Command;
+use crate::error::LedgerError;
+use crate::on_backend;
+use crate::on_pool;
+use crate::snapshot;
+use crate::snapshot::SnapshotFile;
+use crate::snapshot::SnapshotHeader;
+use crate::store::Database;
+use crate::store::ReadPool;
+use crate::store::WriteConn;
+use crate::store::read_meta;
+use crate::store::upsert_meta_sql;
+use crate::tables;
+use crate::tables::HashSink;
+use crate::tables::Record;
+use crate::tables::Value;
+use crate::types::LogId;
+use crate::types::Snapshot;
+use crate::types::SnapshotMeta;
+use crate::types::StoredMembership;
+use crate::types::TypeConfig;
+
+pub const KEY_APPLIED: &str = "applied";
+pub const KEY_MEMBERSHIP: &str = "membership";
+
+type CurrentSnapshot = Arc<Mutex<Option<(SnapshotMeta, SnapshotFile)>>>;
+
+/// openraft's state machine on the node's ledger database.
+pub struct StateMachine {
+    conn: WriteConn,
+    readers: ReadPool,
+    snapshot_dir: PathBuf,
+    applied: Option<LogId>,
+    membership: StoredMembership,
+    current: CurrentSnapshot,
+    progress: watch::Sender<Option<LogId>>,
+}
+
+/// Builds snapshots off the apply path.
+pub struct SnapshotBuilder {
+    readers: ReadPool,
+    snapshot_dir: PathBuf,
+    current: CurrentSnapshot,
+}
+
+/// Read access to the replicated state, for every part of the node.
+#[derive(Clone)]
+pub struct StateReader {
+    readers: ReadPool,
+    progress: watch::Receiver<Option<LogId>>,
+}
+
+/// The content hash of the state at one applied log index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateHash {
+    pub applied: Option<LogId>,
+    pub hash: [u8; 32],
+    pub rows: u64,
+}
+
+macro_rules! bind_args {
+    ($query:expr, $args:expr) => {{
+        let mut q = $query;
+        for arg in $args {
+            q = match arg {
+                Arg::Int(v) => q.bind(*v),
+                Arg::OptInt(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.as_str()),
+                Arg::OptText(v) => q.bind(v.as_deref()),
+                Arg::Blob(v) => q.bind(v.as_slice()),
+                Arg::Bool(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+macro_rules! bind_values {
+    ($query:expr, $values:expr) => {{
+        let mut q = $query;
+        for value in $values {
+            q = match value {
+                Value::Null => q.bind(Option::<String>::None),
+                Value::Int(v) => q.bind(*v),
+                Value::Text(v) => q.bind(v.as_str()),
+                Value::Blob(v) => q.bind(v.as_slice()),
+                Value::Bool(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, LedgerError> {
+    postcard::from_bytes(bytes).map_err(|e| LedgerError::Corrupt(format!("{what}: {e}")))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    postcard::to_allocvec(value).map_err(|e| io::Error::other(format!("encode: {e}")))
+}
+
+/// One entry of an apply batch, decoded.
+enum Step {
+    Nothing,
+    Membership(StoredMembership),
+    Command(Command),
+}
+
+impl StateMachine {
+    /// Opens the state machine; `snapshot_dir` keeps this node's snapshot files.
+    pub async fn open(db: &Database, snapshot_dir: PathBuf) -> Result<StateMachine, LedgerError> {
+        let readers = db.readers().clone();
+        let applied: Option<LogId> = match read_meta(&readers, "sm_meta", KEY_APPLIED).await? {
+            Some(b) => decode(&b, "applied marker")?,
+            None => None,
+        };
+        let membership: StoredMembership =
+            match read_meta(&readers, "sm_meta", KEY_MEMBERSHIP).await? {
+                Some(b) => decode(&b, "membership")?,
+                None => StoredMembership::default(),
+            };
+        tokio::fs::create_dir_all(&snapshot_dir).await?;
+        let mut current = None;
+        if let Some((header, file)) = snapshot::newest_in(&snapshot_dir).await? {
+            if header.meta.last_log_id <= applied {
+                current = Some((header.meta, file));
+            } else {
+                // A received snapshot whose install did not commit: the state never had it.
+                tracing::warn!(path = %file.path.display(), "removing a snapshot newer than the applied state");
+                let _ = tokio::fs::remove_file(&file.path).await;
+            }
+        }
+        let conn = db.apply_writer().await?;
+        let (progress, _) = watch::channel(applied);
+        Ok(StateMachine {
+            conn,
+            readers,
+            snapshot_dir,
+            applied,
+            membership,
+            current: Arc::new(Mutex::new(current)),
+            progress,
+        })
+    }
+
+    /// A reader that stays valid after the state machine moves into openraft.
+    pub fn reader(&self) -> StateReader {
+        StateReader {
+            readers: self.readers.clone(),
+            progress: self.progress.subscribe(),
+        }
+    }
+
+    /// Applies a batch of decoded steps in one transaction and returns one result per step.
+    async fn apply_steps(
+        &mut self,
+        steps: &[Step],
+        last: LogId,
+    ) -> Result<Vec<Applied>, LedgerError> {
+        let mut results = vec![Applied::Nothing; steps.len()];
+        let mut membership = None;
+        on_backend!(&mut self.conn, c => {
+            let mut tx = sqlx::Connection::begin(c).await?;
+            // A run of PutSetting commands becomes one upsert (the last value per key wins).
+            let mut settings: BTreeMap<String, String> = BTreeMap::new();
+            let mut settings_at: Vec<usize> = Vec::new();
+            for (i, step) in steps.iter().enumerate() {
+                if let Step::Command(Command::PutSetting { key, value }) = step {
+                    match apply::check_setting(key, value) {
+                        Ok(()) => {
+                            settings.insert(key.clone(), value.clone());
+                            settings_at.push(i);
+                        }
+                        Err(refused) => results[i] = refused,
+                    }
+                    continue;
+                }
+                if !settings.is_empty() {
+                    let stmt = apply::settings_batch(&settings);
+                    bind_args!(sqlx::query(crate::store::dynamic(&stmt.sql)), &stmt.args).execute(&mut *tx).await?;
+                    for at in settings_at.drain(..) {
+                        results[at] = Applied::Done;
+                    }
+                    settings.clear();
+                }
+                match step {
+                    Step::Nothing => {}
+                    Step::Membership(m) => membership = Some(m.clone()),
+                    Step::Command(command) => {
+                        results[i] = match apply::plan(command) {
+                            Plan::Refuse(reason) => Applied::Refused(reason),
+                            Plan::Run(stmts) => {
+                                let mut outcome = Applied::Done;
+                                for Stmt { sql, args, guard } in &stmts {
+                                    let done = bind_args!(sqlx::query(crate::store::dynamic(sql)), args).execute(&mut *tx).await?;
+                                    if let Some(reason) = guard && done.rows_affected() == 0 {
+                                        outcome = Applied::Refused(reason.clone());
+                                        break;
+                                    }
+                                }
+                                outcome
+                            }
+                        };
+                    }
+                }
+            }
+            if !settings.is_empty() {
+                let stmt = apply::settings_batch(&settings);
+                bind_args!(sqlx::query(crate::store::dynamic(&stmt.sql)), &stmt.args).execute(&mut *tx).await?;
+                for at in settings_at.drain(..) {
+                    results[at] = Applied::Done;
+                }
+            }
+            sqlx::query(crate::store::dynamic(&upsert_meta_sql("sm_meta"))).bind(KEY_APPLIED).bind(encode(&Some(last))?).execute(&mut *tx).await?;
+            if let Some(m) = &membership {
+                sqlx::query(crate::store::dynamic(&upsert_meta_sql("sm_meta"))).bind(KEY_MEMBERSHIP).bind(encode(m)?).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        self.applied = Some(last);
+        if let Some(m) = membership {
+            self.membership = m;
+        }
+        self.progress.send_replace(self.applied);
+        Ok(results)
+    }
+
+    /// Replaces the whole state with a verified snapshot file.
+    async fn install(
+        &mut self,
+        meta: &SnapshotMeta,
+        file: &SnapshotFile,
+    ) -> Result<(), LedgerError> {
+        let (header, opened, mut records) = snapshot::open(&file.path).await?;
+        if opened.checksum != file.checksum {
+            return Err(LedgerError::Snapshot(
+                "snapshot file changed after it was verified".into(),
+            ));
+        }
+        if header.meta != *meta {
+            return Err(LedgerError::Snapshot(format!(
+                "snapshot file describes {:?}, the leader sent {:?}",
+                header.meta.last_log_id, meta.last_log_id
+            )));
+        }
+        let mut rows_seen = 0u64;
+        on_backend!(&mut self.conn, c => {
+            let mut tx = sqlx::Connection::begin(c).await?;
+            for spec in tables::TABLES.iter().rev() {
+                sqlx::query(crate::store::dynamic(&format!("DELETE FROM {}", spec.name))).execute(&mut *tx).await?;
+            }
+            let mut table: Option<&'static tables::TableSpec> = None;
+            let mut pending: Vec<Vec<Value>> = Vec::new();
+            loop {
+                let record = records.next().await?;
+                let flush = !matches!(record, Some(Record::Row(_)));
+                if let Some(Record::Row(values)) = record.clone() {
+                    let spec = table.ok_or_else(|| LedgerError::Snapshot("row before any table".into()))?;
+                    tables::check_row(spec, &values).map_err(LedgerError::Snapshot)?;
+                    pending.push(values);
+                    rows_seen += 1;
+                }
+                if let Some(spec) = table && (flush || pending.len() >= tables::rows_per_insert(spec)) && !pending.is_empty() {
+                    let sql = tables::insert_sql(spec, pending.len());
+                    bind_values!(sqlx::query(crate::store::dynamic(&sql)), pending.iter().flatten()).execute(&mut *tx).await?;
+                    pending.clear();
+                }
+                match record {
+                    Some(Record::Table { name, columns }) => {
+                        table = Some(tables::spec_for(&name, &columns).map_err(LedgerError::Snapshot)?);
+                    }
+                    Some(Record::Row(_)) => {}
+                    Some(Record::End { rows }) => {
+                        if rows != rows_seen {
+                            return Err(LedgerError::Snapshot(format!("End says {rows} rows, the file has {rows_seen}")));
+                        }
+                    }
+                    None => break,
+                }
+            }
+            sqlx::query(crate::store::dynamic(&upsert_meta_sql("sm_meta"))).bind(KEY_APPLIED).bind(encode(&meta.last_log_id)?).execute(&mut *tx).await?;
+            sqlx::query(crate::store::dynamic(&upsert_meta_sql("sm_meta"))).bind(KEY_MEMBERSHIP).bind(encode(&meta.last_membership)?).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        let final_path = self
+            .snapshot_dir
+            .join(snapshot::file_name(meta.last_log_id));
+        if file.path != final_path {
+            tokio::fs::rename(&file.path, &final_path).await?;
+        }
+        snapshot::remove_others(&self.snapshot_dir, &final_path).await;
+        let installed = SnapshotFile {
+            path: final_path,
+            ..file.clone()
+        };
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), installed));
+        self.applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        self.progress.send_replace(self.applied);
+        tracing::info!(last_log_id = ?meta.last_log_id.map(|l| l.index), rows = rows_seen, "snapshot installed");
+        metrics::counter!("ledger_snapshots_installed_total").increment(1);
+        Ok(())
+    }
+}
+
+fn decode_step(entry: &crate::types::Entry) -> Result<Step, io::Error> {
+    Ok(match &entry.payload {
+        EntryPayload::Blank => Step::Nothing,
+        EntryPayload::Membership(m) => {
+            Step::Membership(StoredMembership::new(Some(entry.log_id()), m.clone()))
+        }
+        EntryPayload::Normal(proposal) => match proposal.decode() {
+            Ok(command) => Step::Command(command),
+            Err(e) => {
+                // Never skip a committed entry: that would fork this node's state from the
+                // others'. Stop applying; an upgraded binary resumes from here.
+                tracing::error!(index = entry.log_id().index, error = %e, "cannot apply a committed entry; stopping");
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "entry {} cannot be applied by this node: {e}",
+                        entry.log_id().index
+                    ),
+                ));
+            }
+        },
+    })
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        Ok((self.applied, self.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut steps = Vec::new();
+        let mut responders = Vec::new();
+        let mut last = None;
+        while let Some((entry, responder)) = entries.try_next().await? {
+            steps.push(decode_step(&entry)?);
+            responders.push(responder);
+            last = Some(entry.log_id());
+        }
+        let Some(last) = last else { return Ok(()) };
+        let results = self
+            .apply_steps(&steps, last)
+            .await
+            .map_err(io::Error::from)?;
+        metrics::counter!("ledger_entries_applied_total").increment(steps.len() as u64);
+        for (responder, result) in responders.into_iter().zip(results) {
+            if let Some(responder) = responder {
+                responder.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            readers: self.readers.clone(),
+            snapshot_dir: self.snapshot_dir.clone(),
+            current: self.current.clone(),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotFile,
+    ) -> Result<(), io::Error> {
+        self.install(meta, &snapshot).await.map_err(|e| {
+            tracing::error!(error = %e, "snapshot install failed");
+            io::Error::from(e)
+        })
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Ok(current.map(|(meta, file)| Snapshot {
+            meta,
+            snapshot: file,
+        }))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let started = std::time::Instant::now();
+        let (SnapshotHeader { meta, .. }, file) =
+            snapshot::build(&self.readers, &self.snapshot_dir)
+                .await
+                .map_err(io::Error::from)?;
+        metrics::histogram!("ledger_snapshot_build_seconds")
+            .record(started.elapsed().as_secs_f64());
+        snapshot::remove_others(&self.snapshot_dir, &file.path).await;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((meta.clone(), file.clone()));
+        Ok(Snapshot {
+            meta,
+            snapshot: file,
+        })
+    }
+}
+
+impl StateReader {
+    /// Blake3 of the canonical state stream, with the applied log id it belongs to. Two nodes
+    /// at the same applied index must report the same hash.
+    pub async fn state_hash(&self) -> Result<StateHash, LedgerError> {
+        let mut tx = self.readers.begin_read().await?;
+        let applied: Option<LogId> = match tx.sm_meta(KEY_APPLIED).await? {
+            Some(b) => decode(&b, "applied marker")?,
+            None => None,
+        };
+        let mut sink = HashSink::default();
+        let rows = tables::export(&mut tx, &mut sink).await?;
+        Ok(StateHash {
+            applied,
+            hash: *sink.0.finalize().as_bytes(),
+            rows,
+        })
+    }
+
+    /// The applied log id as last reported by the state machine.
+    pub fn applied(&self) -> Option<LogId> {
+        *self.progress.borrow()
+    }
+
+    /// Waits until the state machine has applied at least `index`.
+    pub async fn wait_applied(&self, index: u64) -> Result<(), LedgerError> {
+        let mut rx = self.progress.clone();
+        rx.wait_for(|applied| applied.is_some_and(|a| a.index >= index))
+            .await
+            .map(|_| ())
+            .map_err(|_| LedgerError::Corrupt("state machine stopped".into()))
+    }
+
+    /// A cluster-wide setting.
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        Ok(on_pool!(&self.readers, p => {
+            sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(p).await
+        })?)
+    }
+
+    /// The number of rows in each replicated table (status output).
+    pub async fn table_sizes(&self) -> Result<Vec<(&'static str, i64)>, LedgerError> {
+        let mut out = Vec::new();
+        for spec in tables::TABLES {
+            let sql = format!("SELECT COUNT(*) FROM {}", spec.name);
+            let n: i64 = on_pool!(&self.readers, p => sqlx::query_scalar::<_, i64>(crate::store::dynamic(&sql)).fetch_one(p).await)?;
+            out.push((spec.name, n));
+        }
+        Ok(out)
+    }
+}
