@@ -389,3 +389,54 @@ mod tests {
         assert!(matches!(proposal.decode(), Err(CommandError::Malformed(_))));
     }
 }
+
+/// A command as a member hands it to the ledger for proposal, possibly forwarded to the
+/// leader over the cluster transport.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProposeRequest {
+    pub proposal: Proposal,
+    /// Only commit if this is still the committed leader (term, node) when the entry is
+    /// proposed: the fence for weight intents (ha-anchors.md §3.4).
+    pub expect_leader: Option<(u64, u64)>,
+}
+
+/// A committed and applied proposal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposed {
+    pub index: u64,
+    pub term: u64,
+    pub leader: u64,
+    pub applied: Applied,
+}
+
+/// Why a proposal was not committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum ProposeError {
+    #[error("no leader is known right now; retry shortly")]
+    NoLeader,
+    #[error("this node is not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<u64> },
+    #[error("refused by the leader: {0}")]
+    Command(#[from] CommandError),
+    #[error(
+        "member {member} applies ledger formats up to {supported}, the command needs {needed}; upgrade it first"
+    )]
+    MemberTooOld {
+        member: u64,
+        supported: u16,
+        needed: u16,
+    },
+    #[error(
+        "the leader changed (expected term {expected_term} node {expected_node}); not committed"
+    )]
+    LeaderChanged {
+        expected_term: u64,
+        expected_node: u64,
+    },
+    #[error("not committed within {0} ms (it may still commit)")]
+    Timeout(u64),
+    #[error("cluster transport: {0}")]
+    Transport(String),
+    #[error("raft: {0}")]
+    Raft(String),
+}
