@@ -1,1 +1,150 @@
-fn main() {}
+//! `validator`: the ByteLeap HA validator daemon and its tools.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use clap::Subcommand;
+use validator_node::config::Config;
+use validator_node::config::RaftProfile;
+
+#[derive(Parser)]
+#[command(
+    name = "validator",
+    version,
+    about = "ByteLeap HA validator (Bittensor subnet 128): several nodes, one hotkey"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a node's certificate and configuration (and the cluster CA, the first time).
+    Init {
+        /// The node's folder (validator.toml and tls/ go here; its ledger is created on first run).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's name, also the DNS name in its certificate.
+        #[arg(long)]
+        name: String,
+        /// UDP address of the cluster transport.
+        #[arg(long, default_value = "127.0.0.1:7101")]
+        raft_addr: SocketAddr,
+        /// TCP address of the admin service.
+        #[arg(long, default_value = "127.0.0.1:7201")]
+        admin_addr: SocketAddr,
+        /// TCP address of Prometheus /metrics.
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
+        /// Host name or IP peers and operators dial, if not the listen IP.
+        #[arg(long)]
+        advertise_host: Option<String>,
+        /// The cluster CA folder (created if missing). Default: cluster-ca next to --dir.
+        #[arg(long)]
+        ca_dir: Option<PathBuf>,
+        #[arg(long, default_value = "byteleap-sn128")]
+        cluster_name: String,
+        /// sqlite://FILE (relative to the node's data folder) or postgres://...
+        #[arg(long, default_value = "sqlite://ledger.db")]
+        database_url: String,
+        #[arg(long, value_enum, default_value = "production")]
+        profile: Profile,
+        /// Replace an existing validator.toml.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run a node.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Start a local cluster of real node processes and show its status live.
+    Devnet(validator_node::devnet::DevnetArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Replicated-ledger throughput, commit latency and leader failover on a 3-node cluster.
+    Raft(validator_node::bench::raft::RaftBenchArgs),
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Profile {
+    Fast,
+    Production,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    validator_node::install_crypto();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Init {
+                dir,
+                name,
+                raft_addr,
+                admin_addr,
+                metrics_addr,
+                advertise_host,
+                ca_dir,
+                cluster_name,
+                database_url,
+                profile,
+                force,
+            } => {
+                let ca_dir = ca_dir.unwrap_or_else(|| validator_node::init::default_ca_dir(&dir));
+                let options = validator_node::init::InitOptions {
+                    dir,
+                    name,
+                    raft_addr,
+                    admin_addr,
+                    metrics_addr,
+                    advertise_host,
+                    ca_dir: ca_dir.clone(),
+                    cluster_name,
+                    database_url,
+                    profile: match profile {
+                        Profile::Fast => RaftProfile::Fast,
+                        Profile::Production => RaftProfile::Production,
+                    },
+                    force,
+                };
+                let report = validator_node::init::init(&options)?;
+                if report.created_ca {
+                    println!(
+                        "created the cluster CA and an operator certificate in {}",
+                        ca_dir.display()
+                    );
+                }
+                println!("wrote {}", report.config.display());
+                println!(
+                    "start it with: validator run --config {}",
+                    report.config.display()
+                );
+                Ok(())
+            }
+            Command::Run { config } => {
+                let config = Config::load(&config)?;
+                validator_node::daemon::init_logging(
+                    &config.logging.log_level,
+                    config.logging.format == "json",
+                );
+                validator_node::daemon::run(config).await
+            }
+            Command::Devnet(args) => validator_node::devnet::run(args).await,
+            Command::Bench(BenchCommand::Raft(args)) => {
+                validator_node::bench::raft::run(args).await
+            }
+        }
+    })
+}

@@ -106,14 +106,22 @@ impl ClusterCa {
     }
 
     /// Issues a certificate for `name` (a member's name or an operator's), valid as both TLS
-    /// server and client. `name` becomes the DNS name peers verify; `ips` are added as IP SANs.
-    pub fn issue(&self, name: &str, ips: &[std::net::IpAddr]) -> Result<CertifiedKey, PkiError> {
+    /// server and client. `name` becomes the DNS name peers verify; each of `alt_names` is added
+    /// as an IP address SAN if it parses as one, else as a DNS name (the hosts the member's
+    /// addresses use, so admin clients can verify the host they dial).
+    pub fn issue(&self, name: &str, alt_names: &[String]) -> Result<CertifiedKey, PkiError> {
         let ca_key = KeyPair::from_pem(&self.key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, ca_key)?;
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(vec![name.to_string()])?;
-        for ip in ips {
-            params.subject_alt_names.push(SanType::IpAddress(*ip));
+        for alt in alt_names {
+            let san = match alt.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(alt.clone().try_into()?),
+            };
+            if !params.subject_alt_names.contains(&san) {
+                params.subject_alt_names.push(san);
+            }
         }
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, name);

@@ -1,1 +1,375 @@
-fn main() {}
+//! `validatorctl`: the operator's client for a validator cluster (admin gRPC over mutual TLS).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use clap::Subcommand;
+use validator_node::admin::client::CtlTls;
+use validator_node::admin::client::connect;
+use validator_node::admin::client::on_leader;
+use validator_node::admin::pb;
+use validator_node::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "validatorctl",
+    version,
+    about = "Operate a ByteLeap HA validator cluster"
+)]
+struct Cli {
+    /// Admin address of any node (HOST:PORT). Default: from --config, else $VALIDATORCTL_ADDR.
+    #[arg(long, global = true, env = "VALIDATORCTL_ADDR")]
+    addr: Option<String>,
+    /// Folder with ca.crt and admin.crt/admin.key (or node.crt/node.key).
+    #[arg(long, global = true, env = "VALIDATORCTL_TLS_DIR")]
+    tls_dir: Option<PathBuf>,
+    /// A node's validator.toml: supplies --addr and --tls-dir.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Print JSON for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Every member's role, term and log indexes, and the leader's view of replication lag.
+    Status,
+    /// Form a new cluster from pristine nodes, given their admin addresses.
+    InitCluster { admin_addrs: Vec<String> },
+    /// Add the node at ADMIN_ADDR as a learner (it replicates but does not vote).
+    AddLearner { admin_addr: String },
+    /// Make learners voters.
+    Promote { ids: Vec<u64> },
+    /// Remove members (voters or learners).
+    Remove { ids: Vec<u64> },
+    /// Move leadership to a voter.
+    TransferLeader { id: u64 },
+    /// Hand leadership to the most up-to-date other voter.
+    StepDown,
+    /// Take a snapshot on the node now.
+    Snapshot,
+    /// Read or write a cluster-wide setting.
+    #[command(subcommand)]
+    Setting(SettingCmd),
+    /// Content hash of the replicated state at the node's applied index.
+    StateHash,
+}
+
+#[derive(Subcommand)]
+enum SettingCmd {
+    Get {
+        key: String,
+        /// Read through the leader with a quorum check.
+        #[arg(long)]
+        linearizable: bool,
+    },
+    Put {
+        key: String,
+        value: String,
+    },
+}
+
+fn resolve(cli: &Cli) -> anyhow::Result<(String, CtlTls)> {
+    let config = match &cli.config {
+        Some(path) => Some(Config::load(path)?),
+        None => None,
+    };
+    let addr = cli
+        .addr
+        .clone()
+        .or_else(|| config.as_ref().map(|c| c.admin_advertise()))
+        .context(
+            "no node address: pass --addr HOST:PORT or --config FILE (or set VALIDATORCTL_ADDR)",
+        )?;
+    let tls_dir = cli
+        .tls_dir
+        .clone()
+        .or_else(|| config.as_ref().map(|c| c.tls_dir()))
+        .context(
+            "no TLS folder: pass --tls-dir DIR or --config FILE (or set VALIDATORCTL_TLS_DIR)",
+        )?;
+    Ok((addr, CtlTls::from_dir(&tls_dir)?))
+}
+
+fn print_json(value: serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+}
+
+fn membership(reply: &pb::MembershipReply, json: bool) {
+    if json {
+        print_json(
+            serde_json::json!({"log_index": reply.log_index, "voters": reply.voters, "learners": reply.learners}),
+        );
+    } else {
+        println!(
+            "voters: {:?}, learners: {:?} (log index {})",
+            reply.voters, reply.learners, reply.log_index
+        );
+    }
+}
+
+async fn status(addr: &str, tls: &CtlTls, json: bool) -> anyhow::Result<()> {
+    let mut client = connect(addr, tls, Duration::from_secs(5)).await?;
+    let first = client.status(pb::Empty {}).await?.into_inner();
+    // Ask every member for its own view; the table shows who is down.
+    let mut rows = Vec::new();
+    let mut statuses = Vec::new();
+    for (i, m) in first.members.iter().enumerate() {
+        let Some(spec) = &m.member else { continue };
+        let status = if spec.id == first.id {
+            Some(first.clone())
+        } else {
+            match connect(&spec.admin_addr, tls, Duration::from_secs(2)).await {
+                Ok(mut c) => c.status(pb::Empty {}).await.ok().map(|r| r.into_inner()),
+                Err(_) => None,
+            }
+        };
+        rows.push((i + 1, status.clone()));
+        statuses.push((spec.clone(), status));
+    }
+    if first.members.is_empty() {
+        rows.push((1, Some(first.clone())));
+    }
+    if json {
+        print_json(serde_json::json!({
+            "queried": validator_node::ctl::status_json(&first),
+            "members": statuses.iter().map(|(spec, s)| serde_json::json!({
+                "id": spec.id,
+                "name": spec.name,
+                "reachable": s.is_some(),
+                "status": s.as_ref().map(validator_node::ctl::status_json),
+            })).collect::<Vec<_>>(),
+        }));
+    } else {
+        if !first.initialized {
+            println!(
+                "node {} ({}) is not part of an initialized cluster yet",
+                first.id, first.name
+            );
+        }
+        println!("{}", validator_node::ctl::status_table(&rows));
+        if let Some(leader) = rows
+            .iter()
+            .filter_map(|(_, s)| s.as_ref())
+            .find(|s| s.state == "leader")
+        {
+            println!("{}", validator_node::ctl::members_table(leader));
+        }
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let (addr, tls) = resolve(&cli)?;
+    let json = cli.json;
+    match cli.command {
+        Cmd::Status => status(&addr, &tls, json).await?,
+        Cmd::InitCluster { admin_addrs } => {
+            if admin_addrs.is_empty() {
+                anyhow::bail!("give the admin addresses of every initial member");
+            }
+            let mut members = Vec::new();
+            for a in &admin_addrs {
+                let mut c = connect(a, &tls, Duration::from_secs(5)).await?;
+                members.push(
+                    c.node_info(pb::Empty {})
+                        .await
+                        .with_context(|| format!("asking {a} who it is"))?
+                        .into_inner(),
+                );
+            }
+            let mut first = connect(&admin_addrs[0], &tls, Duration::from_secs(5)).await?;
+            let reply = first
+                .init_cluster(pb::InitClusterRequest { members })
+                .await?
+                .into_inner();
+            membership(&reply, json);
+        }
+        Cmd::AddLearner { admin_addr } => {
+            let mut c = connect(&admin_addr, &tls, Duration::from_secs(5)).await?;
+            let spec = c
+                .node_info(pb::Empty {})
+                .await
+                .with_context(|| format!("asking {admin_addr} who it is"))?
+                .into_inner();
+            if !json {
+                println!(
+                    "adding {} (id {}, raft {}) as a learner",
+                    spec.name, spec.id, spec.raft_addr
+                );
+            }
+            let reply = on_leader(&addr, &tls, |mut c| {
+                let spec = spec.clone();
+                async move { c.add_learner(spec).await }
+            })
+            .await?;
+            membership(&reply, json);
+        }
+        Cmd::Promote { ids } => {
+            let reply = on_leader(&addr, &tls, |mut c| {
+                let ids = ids.clone();
+                async move { c.promote(pb::NodeIds { ids }).await }
+            })
+            .await?;
+            membership(&reply, json);
+        }
+        Cmd::Remove { ids } => {
+            let reply = on_leader(&addr, &tls, |mut c| {
+                let ids = ids.clone();
+                async move { c.remove(pb::NodeIds { ids }).await }
+            })
+            .await?;
+            membership(&reply, json);
+        }
+        Cmd::TransferLeader { id } => {
+            let reply = on_leader(&addr, &tls, |mut c| async move {
+                c.transfer_leader(pb::TransferLeaderRequest { to: id })
+                    .await
+            })
+            .await?;
+            if json {
+                print_json(
+                    serde_json::json!({"new_leader": reply.new_leader, "elapsed_ms": reply.elapsed_ms}),
+                );
+            } else {
+                println!(
+                    "node {} leads now ({} ms)",
+                    reply.new_leader, reply.elapsed_ms
+                );
+            }
+        }
+        Cmd::StepDown => {
+            let reply = on_leader(&addr, &tls, |mut c| async move {
+                c.step_down(pb::Empty {}).await
+            })
+            .await?;
+            if json {
+                print_json(
+                    serde_json::json!({"new_leader": reply.new_leader, "elapsed_ms": reply.elapsed_ms}),
+                );
+            } else {
+                println!(
+                    "node {} leads now ({} ms)",
+                    reply.new_leader, reply.elapsed_ms
+                );
+            }
+        }
+        Cmd::Snapshot => {
+            let mut c = connect(&addr, &tls, Duration::from_secs(5)).await?;
+            let reply = c.snapshot(pb::Empty {}).await?.into_inner();
+            if json {
+                print_json(serde_json::json!({"index": reply.index}));
+            } else {
+                println!(
+                    "snapshot at log index {}",
+                    reply
+                        .index
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        Cmd::Setting(SettingCmd::Get { key, linearizable }) => {
+            let reply = if linearizable {
+                on_leader(&addr, &tls, |mut c| {
+                    let key = key.clone();
+                    async move {
+                        c.get_setting(pb::GetSettingRequest {
+                            key,
+                            linearizable: true,
+                        })
+                        .await
+                    }
+                })
+                .await?
+            } else {
+                let mut c = connect(&addr, &tls, Duration::from_secs(5)).await?;
+                c.get_setting(pb::GetSettingRequest {
+                    key: key.clone(),
+                    linearizable: false,
+                })
+                .await?
+                .into_inner()
+            };
+            if json {
+                print_json(
+                    serde_json::json!({"key": key, "value": reply.value, "applied": reply.applied}),
+                );
+            } else {
+                match reply.value {
+                    Some(v) => println!("{v}"),
+                    None => println!("(not set)"),
+                }
+            }
+        }
+        Cmd::Setting(SettingCmd::Put { key, value }) => {
+            let mut c = connect(&addr, &tls, Duration::from_secs(5)).await?;
+            let reply = c
+                .put_setting(pb::PutSettingRequest {
+                    key,
+                    value,
+                    timeout_ms: 0,
+                })
+                .await?
+                .into_inner();
+            if json {
+                print_json(
+                    serde_json::json!({"index": reply.index, "term": reply.term, "leader": reply.leader, "outcome": reply.outcome}),
+                );
+            } else {
+                println!(
+                    "{} at log index {} (leader {}, term {})",
+                    reply.outcome, reply.index, reply.leader, reply.term
+                );
+            }
+        }
+        Cmd::StateHash => {
+            let mut c = connect(&addr, &tls, Duration::from_secs(5)).await?;
+            let reply = c.state_hash(pb::Empty {}).await?.into_inner();
+            if json {
+                print_json(
+                    serde_json::json!({"applied": reply.applied, "hash": reply.hash, "rows": reply.rows}),
+                );
+            } else {
+                println!(
+                    "{} at applied index {} ({} rows)",
+                    reply.hash,
+                    reply
+                        .applied
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    reply.rows
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    validator_node::install_crypto();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting tokio: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(cli)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

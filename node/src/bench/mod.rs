@@ -1,0 +1,3 @@
+//! `validator bench ...`: measurements on real processes, reported for docs/benchmarks.md.
+
+pub mod raft;

@@ -1,0 +1,539 @@
+//! The node's configuration: one TOML file, checked completely at start.
+//!
+//! Section and key names follow the original validator where it had one (`database.url`,
+//! `logging.log_level`; byteleap-protocol.md §6); the cluster adds `node`, `cluster`, `admin`,
+//! `metrics` and `raft`. Every key is documented in `deploy/validator.example.toml`.
+//!
+//! Any key can be overridden from the environment as `VALIDATOR__<SECTION>__<KEY>` (for
+//! example `VALIDATOR__DATABASE__URL`). An unknown key, a wrong type or a value out of range
+//! stops the node at start with the key's name and what it accepts.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde::Serialize;
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("{key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeSection,
+    #[serde(default)]
+    pub database: DatabaseSection,
+    pub cluster: ClusterSection,
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    #[serde(default)]
+    pub raft: RaftSection,
+    #[serde(default)]
+    pub logging: LoggingSection,
+    /// The folder of the config file: relative paths are taken from here.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Operator's name for this node; also the DNS name in its certificate.
+    pub name: String,
+    /// Where the ledger (SQLite) and snapshots live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// `sqlite://FILE` (relative to `node.data_dir`) or `postgres://...` (original: §6 `database.url`).
+    #[serde(default = "default_database_url")]
+    pub url: String,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection {
+            url: default_database_url(),
+        }
+    }
+}
+
+fn default_database_url() -> String {
+    "sqlite://ledger.db".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// A label for logs and the CA name.
+    #[serde(default = "default_cluster_name")]
+    pub name: String,
+    /// UDP address the QUIC transport binds.
+    pub listen: SocketAddr,
+    /// Address peers use to reach this node (default: `listen`).
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Folder with `ca.crt`, `node.crt`, `node.key`.
+    #[serde(default = "default_tls_dir")]
+    pub tls_dir: PathBuf,
+    /// Largest snapshot this node accepts from a leader, in MiB.
+    #[serde(default = "default_max_snapshot_mib")]
+    pub max_snapshot_mib: u64,
+}
+
+fn default_cluster_name() -> String {
+    "byteleap-sn128".into()
+}
+
+fn default_tls_dir() -> PathBuf {
+    PathBuf::from("tls")
+}
+
+fn default_max_snapshot_mib() -> u64 {
+    16 * 1024
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// TCP address of the admin gRPC service (TLS, client certificates from the cluster CA).
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub advertise: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// TCP address serving Prometheus `/metrics`; empty disables it.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+}
+
+#[allow(clippy::derivable_impls)]
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection { listen: None }
+    }
+}
+
+/// Timing presets for Raft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RaftProfile {
+    /// Heartbeat 50 ms, election 150–300 ms: fast failover on a LAN or loopback.
+    Fast,
+    /// Heartbeat 100 ms, election 500–1000 ms: tolerant of WAN jitter and slow disks.
+    Production,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaftSection {
+    #[serde(default = "default_profile")]
+    pub profile: RaftProfile,
+    /// Overrides of the profile's timings, in milliseconds.
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
+    #[serde(default)]
+    pub election_timeout_min_ms: Option<u64>,
+    #[serde(default)]
+    pub election_timeout_max_ms: Option<u64>,
+    /// Take a snapshot after this many entries since the last one.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every_entries: u64,
+    /// Entries kept in the log behind a snapshot (for followers a little behind).
+    #[serde(default = "default_keep_entries")]
+    pub keep_entries_after_snapshot: u64,
+    /// Time allowed to send a whole snapshot to a follower, in milliseconds.
+    #[serde(default = "default_snapshot_send_ms")]
+    pub snapshot_send_timeout_ms: u64,
+}
+
+fn default_profile() -> RaftProfile {
+    RaftProfile::Production
+}
+fn default_snapshot_every() -> u64 {
+    5000
+}
+fn default_keep_entries() -> u64 {
+    1000
+}
+fn default_snapshot_send_ms() -> u64 {
+    120_000
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        RaftSection {
+            profile: default_profile(),
+            heartbeat_ms: None,
+            election_timeout_min_ms: None,
+            election_timeout_max_ms: None,
+            snapshot_every_entries: default_snapshot_every(),
+            keep_entries_after_snapshot: default_keep_entries(),
+            snapshot_send_timeout_ms: default_snapshot_send_ms(),
+        }
+    }
+}
+
+/// The timings Raft runs with, after the profile and overrides.
+#[derive(Debug, Clone, Copy)]
+pub struct RaftTimings {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+}
+
+impl RaftSection {
+    pub fn timings(&self) -> RaftTimings {
+        let (h, lo, hi) = match self.profile {
+            RaftProfile::Fast => (50, 150, 300),
+            RaftProfile::Production => (100, 500, 1000),
+        };
+        RaftTimings {
+            heartbeat_ms: self.heartbeat_ms.unwrap_or(h),
+            election_min_ms: self.election_timeout_min_ms.unwrap_or(lo),
+            election_max_ms: self.election_timeout_max_ms.unwrap_or(hi),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSection {
+    /// trace, debug, info, warn or error (original: §6 `logging.log_level`), or a tracing
+    /// filter such as `info,openraft=warn`.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// `text` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+}
+
+fn default_log_level() -> String {
+    "info,openraft=warn".into()
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        LoggingSection {
+            log_level: default_log_level(),
+            format: default_log_format(),
+        }
+    }
+}
+
+fn check_range(key: &str, value: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+    if value < lo || value > hi {
+        return Err(invalid(
+            key,
+            format!("must be between {lo} and {hi}, got {value}"),
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Reads, overrides from the environment, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::parse(&text, &base, std::env::vars(), &path.display().to_string())
+    }
+
+    /// Parses a config text with the given environment (testable without touching the process).
+    pub fn parse(
+        text: &str,
+        base_dir: &Path,
+        env: impl Iterator<Item = (String, String)>,
+        origin: &str,
+    ) -> Result<Config, ConfigError> {
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            reason: e.to_string(),
+        })?;
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("VALIDATOR__") else {
+                continue;
+            };
+            let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            if parts.len() != 2 || parts.iter().any(String::is_empty) {
+                return Err(invalid(
+                    &name,
+                    "environment overrides look like VALIDATOR__SECTION__KEY",
+                ));
+            }
+            let section = doc
+                .entry(parts[0].clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| invalid(&parts[0], "is not a section"))?;
+            // Values parse as TOML when they can (numbers, booleans), else as strings.
+            let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value));
+            section.insert(parts[1].clone(), parsed);
+        }
+        let mut config: Config =
+            toml::Value::Table(doc)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: origin.to_string(),
+                    reason: e.to_string(),
+                })?;
+        config.base_dir = base_dir.to_path_buf();
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let name = &self.node.name;
+        if name.is_empty()
+            || name.len() > 63
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            || name.starts_with('-')
+        {
+            return Err(invalid(
+                "node.name",
+                format!("must be 1-63 letters, digits or '-', got {name:?}"),
+            ));
+        }
+        let url = self.database.url.to_ascii_lowercase();
+        if !(url.starts_with("sqlite://")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        let t = self.raft.timings();
+        check_range("raft.heartbeat_ms", t.heartbeat_ms, 10, 10_000)?;
+        check_range(
+            "raft.election_timeout_min_ms",
+            t.election_min_ms,
+            50,
+            60_000,
+        )?;
+        check_range(
+            "raft.election_timeout_max_ms",
+            t.election_max_ms,
+            50,
+            120_000,
+        )?;
+        if t.election_max_ms <= t.election_min_ms {
+            return Err(invalid(
+                "raft.election_timeout_max_ms",
+                format!(
+                    "must be greater than raft.election_timeout_min_ms ({})",
+                    t.election_min_ms
+                ),
+            ));
+        }
+        if t.heartbeat_ms * 2 >= t.election_min_ms {
+            return Err(invalid(
+                "raft.heartbeat_ms",
+                format!(
+                    "must be less than half of raft.election_timeout_min_ms ({} ms)",
+                    t.election_min_ms
+                ),
+            ));
+        }
+        check_range(
+            "raft.snapshot_every_entries",
+            self.raft.snapshot_every_entries,
+            10,
+            100_000_000,
+        )?;
+        check_range(
+            "raft.keep_entries_after_snapshot",
+            self.raft.keep_entries_after_snapshot,
+            0,
+            10_000_000,
+        )?;
+        check_range(
+            "raft.snapshot_send_timeout_ms",
+            self.raft.snapshot_send_timeout_ms,
+            1000,
+            86_400_000,
+        )?;
+        check_range(
+            "cluster.max_snapshot_mib",
+            self.cluster.max_snapshot_mib,
+            1,
+            1 << 20,
+        )?;
+        if !matches!(self.logging.format.as_str(), "text" | "json") {
+            return Err(invalid(
+                "logging.format",
+                format!("must be text or json, got {:?}", self.logging.format),
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.logging.log_level).is_err() {
+            return Err(invalid(
+                "logging.log_level",
+                "must be trace, debug, info, warn, error or a tracing filter",
+            ));
+        }
+        for (key, value) in [
+            ("cluster.advertise", &self.cluster.advertise),
+            ("admin.advertise", &self.admin.advertise),
+        ] {
+            if let Some(v) = value
+                && v.rsplit_once(':')
+                    .and_then(|(_, p)| p.parse::<u16>().ok())
+                    .is_none()
+            {
+                return Err(invalid(key, format!("must be HOST:PORT, got {v:?}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.resolve(&self.node.data_dir)
+    }
+
+    pub fn tls_dir(&self) -> PathBuf {
+        self.resolve(&self.cluster.tls_dir)
+    }
+
+    pub fn raft_advertise(&self) -> String {
+        self.cluster
+            .advertise
+            .clone()
+            .unwrap_or_else(|| self.cluster.listen.to_string())
+    }
+
+    pub fn admin_advertise(&self) -> String {
+        self.admin
+            .advertise
+            .clone()
+            .unwrap_or_else(|| self.admin.listen.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [node]
+        name = "node-1"
+        [cluster]
+        listen = "127.0.0.1:7101"
+        [admin]
+        listen = "127.0.0.1:7201"
+    "#;
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::parse(
+            text,
+            Path::new("/etc/validator"),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            "test",
+        )
+    }
+
+    #[test]
+    fn a_minimal_file_gets_sane_defaults() {
+        let c = parse(MINIMAL, &[]).unwrap();
+        assert_eq!(c.database.url, "sqlite://ledger.db");
+        assert_eq!(c.data_dir(), PathBuf::from("/etc/validator/data"));
+        assert_eq!(c.raft.profile, RaftProfile::Production);
+        assert_eq!(c.raft_advertise(), "127.0.0.1:7101");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let err = parse(&format!("{MINIMAL}\n[raft]\nheartbeat = 5\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("heartbeat"), "{err}");
+    }
+
+    #[test]
+    fn an_out_of_range_value_names_the_key_and_range() {
+        let err = parse(&format!("{MINIMAL}\n[raft]\nheartbeat_ms = 5\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("raft.heartbeat_ms") && err.contains("between 10 and 10000"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn heartbeats_must_fit_the_election_timeout() {
+        let err = parse(
+            &format!("{MINIMAL}\n[raft]\nprofile = \"fast\"\nheartbeat_ms = 100\n"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("less than half"), "{err}");
+    }
+
+    #[test]
+    fn the_environment_overrides_keys() {
+        let c = parse(
+            MINIMAL,
+            &[
+                ("VALIDATOR__DATABASE__URL", "postgres://postgres@db/v"),
+                ("VALIDATOR__RAFT__HEARTBEAT_MS", "60"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.database.url, "postgres://postgres@db/v");
+        assert_eq!(c.raft.timings().heartbeat_ms, 60);
+    }
+
+    #[test]
+    fn a_wrong_type_is_reported_with_the_key() {
+        let err = parse(&MINIMAL.replace("\"127.0.0.1:7201\"", "7201"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen"), "{err}");
+    }
+}

@@ -1,0 +1,30 @@
+//! The ByteLeap HA validator node.
+//!
+//! Several nodes serve one validator hotkey of Bittensor subnet 128. This crate is the daemon
+//! (`validator`) and its admin CLI (`validatorctl`); the replicated ledger is the `ledger`
+//! crate (`raft/`), the member-to-member network the `transport` crate. See
+//! `docs/architecture.md` for the map.
+//!
+//! * [`config`]: the TOML configuration, checked at start;
+//! * [`init`]: `validator init` (certificates, config, the cluster CA once);
+//! * [`cluster`]: a running member (ledger + Raft + transport) and proposals;
+//! * [`admin`]: the admin gRPC service and its client;
+//! * [`daemon`]: `validator run`, process lifecycle, logging, metrics endpoint;
+//! * [`devnet`]: `validator devnet`, a local cluster of real processes;
+//! * [`bench`]: `validator bench ...`;
+//! * [`ctl`]: the commands of `validatorctl`.
+
+pub mod admin;
+pub mod bench;
+pub mod cluster;
+pub mod config;
+pub mod ctl;
+pub mod daemon;
+pub mod devnet;
+pub mod init;
+
+/// Installs ring as the process-wide rustls provider (the only one compiled in; see
+/// toolchain.md §3). Idempotent.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
