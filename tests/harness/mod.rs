@@ -1,0 +1,190 @@
+//! Shared helpers of the black-box tests: real `validator` processes on loopback.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+use std::time::Instant;
+
+use validator_node::admin::pb;
+use validator_node::devnet::ClusterOptions;
+use validator_node::devnet::LocalCluster;
+
+/// The `validator` binary cargo built for these tests.
+pub fn binary() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_validator"))
+}
+
+/// Options for an N-node cluster with the fast Raft profile.
+pub fn options(nodes: usize) -> ClusterOptions {
+    validator_node::install_crypto();
+    ClusterOptions::new(nodes, binary())
+}
+
+/// Starts and forms a cluster in a fresh temp folder.
+pub async fn start(options: ClusterOptions) -> (tempfile::TempDir, LocalCluster) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cluster = LocalCluster::prepare(dir.path(), &options).expect("prepare cluster");
+    cluster.start_all().expect("start nodes");
+    cluster
+        .form(Duration::from_secs(30))
+        .await
+        .expect("form cluster");
+    (dir, cluster)
+}
+
+/// Writes a setting through node `via`.
+pub async fn put(
+    cluster: &LocalCluster,
+    via: usize,
+    key: &str,
+    value: &str,
+) -> anyhow::Result<pb::ProposeReply> {
+    let mut client = cluster.client(via).await?;
+    Ok(client
+        .put_setting(pb::PutSettingRequest {
+            key: key.into(),
+            value: value.into(),
+            timeout_ms: 10_000,
+        })
+        .await?
+        .into_inner())
+}
+
+/// Reads a setting from node `via`'s local state.
+pub async fn get(cluster: &LocalCluster, via: usize, key: &str) -> anyhow::Result<Option<String>> {
+    let mut client = cluster.client(via).await?;
+    Ok(client
+        .get_setting(pb::GetSettingRequest {
+            key: key.into(),
+            linearizable: false,
+        })
+        .await?
+        .into_inner()
+        .value)
+}
+
+/// Waits until node `via` has applied at least `index`.
+pub async fn wait_applied(cluster: &LocalCluster, via: usize, index: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(s) = cluster.status(via).await
+            && s.applied.unwrap_or(0) >= index
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {via} did not apply index {index} within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits until every listed node reports the same applied index and state hash; returns it.
+pub async fn wait_converged(
+    cluster: &LocalCluster,
+    nodes: &[usize],
+    timeout: Duration,
+) -> (u64, String) {
+    let deadline = Instant::now() + timeout;
+    let mut last = BTreeMap::new();
+    loop {
+        last.clear();
+        for &i in nodes {
+            if let Ok(mut c) = cluster.client(i).await
+                && let Ok(h) = c.state_hash(pb::Empty {}).await
+            {
+                let h = h.into_inner();
+                last.insert(i, (h.applied.unwrap_or(0), h.hash));
+            }
+        }
+        let distinct: std::collections::BTreeSet<_> = last.values().collect();
+        if last.len() == nodes.len() && distinct.len() == 1 {
+            let (applied, hash) = last.values().next().cloned().unwrap_or_default();
+            return (applied, hash);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes did not converge within {timeout:?}: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every node index of the cluster.
+pub fn all(cluster: &LocalCluster) -> Vec<usize> {
+    cluster.nodes.iter().map(|n| n.index).collect()
+}
+
+/// The Raft id of node `i`.
+pub async fn id_of(cluster: &LocalCluster, i: usize) -> u64 {
+    cluster.status(i).await.expect("status").id
+}
+
+/// A PostgreSQL database for one test, dropped afterwards; `None` (and a loud message) when no
+/// server answers at `LEDGER_TEST_PG_URL` (default postgres://postgres@127.0.0.1:5432/postgres).
+pub struct PgDb {
+    pub url: String,
+    name: String,
+    admin: String,
+}
+
+pub async fn fresh_pg() -> Option<PgDb> {
+    use sqlx::Connection;
+    let admin = std::env::var("LEDGER_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("SKIPPED (PostgreSQL): no server at {admin}: {e}");
+            return None;
+        }
+    };
+    let name = format!(
+        "ledger_it_{}_{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos() ^ rand_u32()
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .ok()?;
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .unwrap_or(admin.clone());
+    Some(PgDb {
+        url: format!("{base}/{name}"),
+        name,
+        admin,
+    })
+}
+
+fn rand_u32() -> u128 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u8) as u128
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let (name, admin) = (self.name.clone(), self.admin.clone());
+        let _ = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .ok()
+            })
+        })
+        .join();
+    }
+}
