@@ -49,34 +49,21 @@ async fn peers_without_the_cluster_ca_and_malformed_frames_are_refused() {
     .unwrap();
     let client = Endpoint::client(&intruder, Limits::default()).unwrap();
     let vote: Result<Vec<u8>, TransportError> = client
-        .unary(
-            &addr,
-            &node.name,
-            Header::new(Kind::Request("x".into()), 0),
-            &Vec::<u8>::new(),
-            Duration::from_secs(3),
-        )
+        .unary(&addr, &node.name, Header::new(Kind::Request("x".into()), 0), &Vec::<u8>::new(), Duration::from_secs(3))
         .await;
-    assert!(
-        vote.is_err(),
-        "a peer with a foreign certificate was served: {vote:?}"
-    );
+    assert!(vote.is_err(), "a peer with a foreign certificate was served: {vote:?}");
 
     // A member certificate but a malformed frame: that stream is refused, the node carries on.
     let member = Endpoint::client(&operator_identity(&cluster), Limits::default()).unwrap();
     let conn = member.connection(&addr, &node.name).await.unwrap();
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    frame::write_frame(&mut send, b"\xff\xfe garbage")
-        .await
-        .unwrap();
+    frame::write_frame(&mut send, b"\xff\xfe garbage").await.unwrap();
     let reply: Result<(), Fault> = frame::read_value(&mut recv, 1 << 20).await.unwrap();
     assert!(matches!(reply, Err(Fault::Malformed(_))), "{reply:?}");
 
     // A well-formed header with a garbage AppendEntries body.
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    frame::write_value(&mut send, &Header::new(Kind::Append, 0))
-        .await
-        .unwrap();
+    frame::write_value(&mut send, &Header::new(Kind::Append, 0)).await.unwrap();
     frame::write_frame(&mut send, &[7u8; 33]).await.unwrap();
     let reply: Result<(), Fault> = frame::read_value(&mut recv, 1 << 20).await.unwrap();
     assert!(matches!(reply, Err(Fault::Malformed(_))), "{reply:?}");
@@ -94,18 +81,10 @@ async fn peers_without_the_cluster_ca_and_malformed_frames_are_refused() {
             Duration::from_secs(3),
         )
         .await;
-    assert!(
-        matches!(
-            wrong,
-            Err(TransportError::Remote(Fault::WrongMember { .. }))
-        ),
-        "{wrong:?}"
-    );
+    assert!(matches!(wrong, Err(TransportError::Remote(Fault::WrongMember { .. }))), "{wrong:?}");
 
     // Still healthy: a write through the same node commits.
-    harness::put(&cluster, leader, "still", "alive")
-        .await
-        .unwrap();
+    harness::put(&cluster, leader, "still", "alive").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,10 +104,7 @@ async fn a_command_from_a_newer_node_is_refused_cleanly_and_nothing_is_written()
                     &addr,
                     &name,
                     Header::new(Kind::Forward, 0),
-                    &ProposeRequest {
-                        proposal,
-                        expect_leader: None,
-                    },
+                    &ProposeRequest { proposal, expect_leader: None },
                     Duration::from_secs(5),
                 )
                 .await
@@ -137,10 +113,7 @@ async fn a_command_from_a_newer_node_is_refused_cleanly_and_nothing_is_written()
     };
 
     // A format this build does not know.
-    let mut newer = Proposal::encode(&Command::PutSetting {
-        key: "k".into(),
-        value: "v".into(),
-    });
+    let mut newer = Proposal::encode(&Command::PutSetting { key: "k".into(), value: "v".into() });
     newer.format = LEDGER_FORMAT + 1;
     let refused = forward(newer).await;
     assert_eq!(
@@ -151,18 +124,8 @@ async fn a_command_from_a_newer_node_is_refused_cleanly_and_nothing_is_written()
         }))
     );
     // A variant this build does not know, mislabelled with the current format.
-    let refused = forward(Proposal {
-        format: LEDGER_FORMAT,
-        body: vec![250, 1, 2, 3],
-    })
-    .await;
-    assert!(
-        matches!(
-            refused,
-            Err(ProposeError::Command(CommandError::Malformed(_)))
-        ),
-        "{refused:?}"
-    );
+    let refused = forward(Proposal { format: LEDGER_FORMAT, body: vec![250, 1, 2, 3] }).await;
+    assert!(matches!(refused, Err(ProposeError::Command(CommandError::Malformed(_)))), "{refused:?}");
 
     let after = cluster.status(leader).await.unwrap().last_log_index;
     assert_eq!(before, after, "a refused command must not reach the log");
@@ -175,25 +138,15 @@ async fn validatorctl_prints_a_table_for_people_and_json_for_scripts() {
     let ctl = env!("CARGO_BIN_EXE_validatorctl");
     let base = |args: &[&str]| {
         let mut cmd = std::process::Command::new(ctl);
-        cmd.arg("--tls-dir")
-            .arg(&cluster.ca_dir)
-            .arg("--addr")
-            .arg(cluster.admin_addr(2));
+        cmd.arg("--tls-dir").arg(&cluster.ca_dir).arg("--addr").arg(cluster.admin_addr(2));
         cmd.args(args);
         cmd.output().unwrap()
     };
 
     let out = base(&["status"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("leader") && text.contains("follower") && text.contains("committed"),
-        "{text}"
-    );
+    assert!(text.contains("leader") && text.contains("follower") && text.contains("committed"), "{text}");
 
     let out = base(&["--json", "status"]);
     assert!(out.status.success());
@@ -201,41 +154,20 @@ async fn validatorctl_prints_a_table_for_people_and_json_for_scripts() {
     let members = json["members"].as_array().unwrap();
     assert_eq!(members.len(), 3);
     assert!(members.iter().all(|m| m["reachable"] == true));
-    let leaders = members
-        .iter()
-        .filter(|m| m["status"]["state"] == "leader")
-        .count();
+    let leaders = members.iter().filter(|m| m["status"]["state"] == "leader").count();
     assert_eq!(leaders, 1);
 
     let out = base(&["setting", "put", "operator.note", "hello"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = base(&[
-        "--json",
-        "setting",
-        "get",
-        "operator.note",
-        "--linearizable",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = base(&["--json", "setting", "get", "operator.note", "--linearizable"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["value"], "hello");
 
     // step-down moves leadership away, via a redirect from a follower if needed.
     let before = cluster.wait_leader(Duration::from_secs(10)).await.unwrap();
     let out = base(&["--json", "step-down"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let after = cluster.wait_leader(Duration::from_secs(10)).await.unwrap();
     assert_ne!(before, after);
 
@@ -247,11 +179,7 @@ async fn validatorctl_prints_a_table_for_people_and_json_for_scripts() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cannot reach"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"), "{}", String::from_utf8_lossy(&out.stderr));
 
     let mut c = cluster.client(1).await.unwrap();
     assert!(c.status(pb::Empty {}).await.is_ok());

@@ -27,10 +27,7 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_string(),
-        reason: reason.into(),
-    }
+    ConfigError::Invalid { key: key.to_string(), reason: reason.into() }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +57,10 @@ pub struct NodeSection {
     /// Where the ledger (SQLite) and snapshots live.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Async worker threads of the node (0: one per CPU core). Set it lower when several nodes
+    /// share a host: the devnet gives each node one.
+    #[serde(default)]
+    pub worker_threads: usize,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -76,9 +77,7 @@ pub struct DatabaseSection {
 
 impl Default for DatabaseSection {
     fn default() -> Self {
-        DatabaseSection {
-            url: default_database_url(),
-        }
+        DatabaseSection { url: default_database_url() }
     }
 }
 
@@ -244,19 +243,13 @@ fn default_log_format() -> String {
 
 impl Default for LoggingSection {
     fn default() -> Self {
-        LoggingSection {
-            log_level: default_log_level(),
-            format: default_log_format(),
-        }
+        LoggingSection { log_level: default_log_level(), format: default_log_format() }
     }
 }
 
 fn check_range(key: &str, value: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
     if value < lo || value > hi {
-        return Err(invalid(
-            key,
-            format!("must be between {lo} and {hi}, got {value}"),
-        ));
+        return Err(invalid(key, format!("must be between {lo} and {hi}, got {value}")));
     }
     Ok(())
 }
@@ -264,10 +257,8 @@ fn check_range(key: &str, value: u64, lo: u64, hi: u64) -> Result<(), ConfigErro
 impl Config {
     /// Reads, overrides from the environment, parses and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Config::parse(&text, &base, std::env::vars(), &path.display().to_string())
     }
@@ -279,20 +270,15 @@ impl Config {
         env: impl Iterator<Item = (String, String)>,
         origin: &str,
     ) -> Result<Config, ConfigError> {
-        let mut doc: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_string(),
-            reason: e.to_string(),
-        })?;
+        let mut doc: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_string(), reason: e.to_string() })?;
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("VALIDATOR__") else {
                 continue;
             };
             let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
             if parts.len() != 2 || parts.iter().any(String::is_empty) {
-                return Err(invalid(
-                    &name,
-                    "environment overrides look like VALIDATOR__SECTION__KEY",
-                ));
+                return Err(invalid(&name, "environment overrides look like VALIDATOR__SECTION__KEY"));
             }
             let section = doc
                 .entry(parts[0].clone())
@@ -306,13 +292,9 @@ impl Config {
                 .unwrap_or(toml::Value::String(value));
             section.insert(parts[1].clone(), parsed);
         }
-        let mut config: Config =
-            toml::Value::Table(doc)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Parse {
-                    path: origin.to_string(),
-                    reason: e.to_string(),
-                })?;
+        let mut config: Config = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse { path: origin.to_string(), reason: e.to_string() })?;
         config.base_dir = base_dir.to_path_buf();
         config.validate()?;
         Ok(config)
@@ -325,97 +307,43 @@ impl Config {
             || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             || name.starts_with('-')
         {
-            return Err(invalid(
-                "node.name",
-                format!("must be 1-63 letters, digits or '-', got {name:?}"),
-            ));
+            return Err(invalid("node.name", format!("must be 1-63 letters, digits or '-', got {name:?}")));
         }
         let url = self.database.url.to_ascii_lowercase();
-        if !(url.starts_with("sqlite://")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
-            return Err(invalid(
-                "database.url",
-                "must start with sqlite:// or postgres://",
-            ));
+        if !(url.starts_with("sqlite://") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid("database.url", "must start with sqlite:// or postgres://"));
         }
+        check_range("node.worker_threads", self.node.worker_threads as u64, 0, 1024)?;
         let t = self.raft.timings();
         check_range("raft.heartbeat_ms", t.heartbeat_ms, 10, 10_000)?;
-        check_range(
-            "raft.election_timeout_min_ms",
-            t.election_min_ms,
-            50,
-            60_000,
-        )?;
-        check_range(
-            "raft.election_timeout_max_ms",
-            t.election_max_ms,
-            50,
-            120_000,
-        )?;
+        check_range("raft.election_timeout_min_ms", t.election_min_ms, 50, 60_000)?;
+        check_range("raft.election_timeout_max_ms", t.election_max_ms, 50, 120_000)?;
         if t.election_max_ms <= t.election_min_ms {
             return Err(invalid(
                 "raft.election_timeout_max_ms",
-                format!(
-                    "must be greater than raft.election_timeout_min_ms ({})",
-                    t.election_min_ms
-                ),
+                format!("must be greater than raft.election_timeout_min_ms ({})", t.election_min_ms),
             ));
         }
         if t.heartbeat_ms * 2 >= t.election_min_ms {
             return Err(invalid(
                 "raft.heartbeat_ms",
-                format!(
-                    "must be less than half of raft.election_timeout_min_ms ({} ms)",
-                    t.election_min_ms
-                ),
+                format!("must be less than half of raft.election_timeout_min_ms ({} ms)", t.election_min_ms),
             ));
         }
-        check_range(
-            "raft.snapshot_every_entries",
-            self.raft.snapshot_every_entries,
-            10,
-            100_000_000,
-        )?;
-        check_range(
-            "raft.keep_entries_after_snapshot",
-            self.raft.keep_entries_after_snapshot,
-            0,
-            10_000_000,
-        )?;
-        check_range(
-            "raft.snapshot_send_timeout_ms",
-            self.raft.snapshot_send_timeout_ms,
-            1000,
-            86_400_000,
-        )?;
-        check_range(
-            "cluster.max_snapshot_mib",
-            self.cluster.max_snapshot_mib,
-            1,
-            1 << 20,
-        )?;
+        check_range("raft.snapshot_every_entries", self.raft.snapshot_every_entries, 10, 100_000_000)?;
+        check_range("raft.keep_entries_after_snapshot", self.raft.keep_entries_after_snapshot, 0, 10_000_000)?;
+        check_range("raft.snapshot_send_timeout_ms", self.raft.snapshot_send_timeout_ms, 1000, 86_400_000)?;
+        check_range("cluster.max_snapshot_mib", self.cluster.max_snapshot_mib, 1, 1 << 20)?;
         if !matches!(self.logging.format.as_str(), "text" | "json") {
-            return Err(invalid(
-                "logging.format",
-                format!("must be text or json, got {:?}", self.logging.format),
-            ));
+            return Err(invalid("logging.format", format!("must be text or json, got {:?}", self.logging.format)));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.logging.log_level).is_err() {
-            return Err(invalid(
-                "logging.log_level",
-                "must be trace, debug, info, warn, error or a tracing filter",
-            ));
+            return Err(invalid("logging.log_level", "must be trace, debug, info, warn, error or a tracing filter"));
         }
-        for (key, value) in [
-            ("cluster.advertise", &self.cluster.advertise),
-            ("admin.advertise", &self.admin.advertise),
-        ] {
+        for (key, value) in [("cluster.advertise", &self.cluster.advertise), ("admin.advertise", &self.admin.advertise)]
+        {
             if let Some(v) = value
-                && v.rsplit_once(':')
-                    .and_then(|(_, p)| p.parse::<u16>().ok())
-                    .is_none()
+                && v.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none()
             {
                 return Err(invalid(key, format!("must be HOST:PORT, got {v:?}")));
             }
@@ -424,11 +352,7 @@ impl Config {
     }
 
     fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.base_dir.join(path)
-        }
+        if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -440,17 +364,11 @@ impl Config {
     }
 
     pub fn raft_advertise(&self) -> String {
-        self.cluster
-            .advertise
-            .clone()
-            .unwrap_or_else(|| self.cluster.listen.to_string())
+        self.cluster.advertise.clone().unwrap_or_else(|| self.cluster.listen.to_string())
     }
 
     pub fn admin_advertise(&self) -> String {
-        self.admin
-            .advertise
-            .clone()
-            .unwrap_or_else(|| self.admin.listen.to_string())
+        self.admin.advertise.clone().unwrap_or_else(|| self.admin.listen.to_string())
     }
 }
 
@@ -487,31 +405,21 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_named() {
-        let err = parse(&format!("{MINIMAL}\n[raft]\nheartbeat = 5\n"), &[])
-            .unwrap_err()
-            .to_string();
+        let err = parse(&format!("{MINIMAL}\n[raft]\nheartbeat = 5\n"), &[]).unwrap_err().to_string();
         assert!(err.contains("heartbeat"), "{err}");
     }
 
     #[test]
     fn an_out_of_range_value_names_the_key_and_range() {
-        let err = parse(&format!("{MINIMAL}\n[raft]\nheartbeat_ms = 5\n"), &[])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("raft.heartbeat_ms") && err.contains("between 10 and 10000"),
-            "{err}"
-        );
+        let err = parse(&format!("{MINIMAL}\n[raft]\nheartbeat_ms = 5\n"), &[]).unwrap_err().to_string();
+        assert!(err.contains("raft.heartbeat_ms") && err.contains("between 10 and 10000"), "{err}");
     }
 
     #[test]
     fn heartbeats_must_fit_the_election_timeout() {
-        let err = parse(
-            &format!("{MINIMAL}\n[raft]\nprofile = \"fast\"\nheartbeat_ms = 100\n"),
-            &[],
-        )
-        .unwrap_err()
-        .to_string();
+        let err = parse(&format!("{MINIMAL}\n[raft]\nprofile = \"fast\"\nheartbeat_ms = 100\n"), &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("less than half"), "{err}");
     }
 
@@ -519,10 +427,7 @@ mod tests {
     fn the_environment_overrides_keys() {
         let c = parse(
             MINIMAL,
-            &[
-                ("VALIDATOR__DATABASE__URL", "postgres://postgres@db/v"),
-                ("VALIDATOR__RAFT__HEARTBEAT_MS", "60"),
-            ],
+            &[("VALIDATOR__DATABASE__URL", "postgres://postgres@db/v"), ("VALIDATOR__RAFT__HEARTBEAT_MS", "60")],
         )
         .unwrap();
         assert_eq!(c.database.url, "postgres://postgres@db/v");
@@ -531,9 +436,7 @@ mod tests {
 
     #[test]
     fn a_wrong_type_is_reported_with_the_key() {
-        let err = parse(&MINIMAL.replace("\"127.0.0.1:7201\"", "7201"), &[])
-            .unwrap_err()
-            .to_string();
+        let err = parse(&MINIMAL.replace("\"127.0.0.1:7201\"", "7201"), &[]).unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
     }
 }

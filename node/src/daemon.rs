@@ -15,19 +15,11 @@ use crate::config::Config;
 
 /// Sets up logging from the config (`RUST_LOG` overrides the level).
 pub fn init_logging(level: &str, json: bool) {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .unwrap_or_else(|| level.to_string());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let filter = std::env::var("RUST_LOG").ok().unwrap_or_else(|| level.to_string());
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
 /// Resolves when the process is asked to stop.
@@ -59,8 +51,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
             .set_buckets(&[
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                1.0, 2.5, 5.0, 10.0,
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ])
             .context("metrics buckets")?
             .install()
@@ -71,8 +62,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let tls = config.tls_dir();
     let read = |name: &str| {
-        std::fs::read_to_string(tls.join(name))
-            .with_context(|| format!("reading {}", tls.join(name).display()))
+        std::fs::read_to_string(tls.join(name)).with_context(|| format!("reading {}", tls.join(name).display()))
     };
     let tls_config = ServerTlsConfig::new()
         .identity(Identity::from_pem(read("node.crt")?, read("node.key")?))
@@ -82,8 +72,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the admin service on {admin_addr}"))?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let service =
-        AdminServer::new(AdminService::new(node.clone())).max_decoding_message_size(4 << 20);
+    let service = AdminServer::new(AdminService::new(node.clone())).max_decoding_message_size(4 << 20);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let admin = tokio::spawn(
         Server::builder()

@@ -43,13 +43,9 @@ pub struct InitReport {
 pub fn init(options: &InitOptions) -> anyhow::Result<InitReport> {
     let config_path = options.dir.join("validator.toml");
     if config_path.exists() && !options.force {
-        anyhow::bail!(
-            "{} exists; pass --force to replace it",
-            config_path.display()
-        );
+        anyhow::bail!("{} exists; pass --force to replace it", config_path.display());
     }
-    std::fs::create_dir_all(&options.dir)
-        .with_context(|| format!("creating {}", options.dir.display()))?;
+    std::fs::create_dir_all(&options.dir).with_context(|| format!("creating {}", options.dir.display()))?;
     let (ca, created_ca) = if options.ca_dir.join("ca.crt").exists() {
         (ClusterCa::load(&options.ca_dir)?, false)
     } else {
@@ -60,10 +56,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitReport> {
         write(&options.ca_dir.join("admin.key"), &admin.key_pem, true)?;
         (ca, true)
     };
-    let mut alt_names = vec![
-        options.raft_addr.ip().to_string(),
-        options.admin_addr.ip().to_string(),
-    ];
+    let mut alt_names = vec![options.raft_addr.ip().to_string(), options.admin_addr.ip().to_string()];
     if let Some(host) = &options.advertise_host {
         alt_names.push(host.clone());
     }
@@ -79,18 +72,10 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitReport> {
 
     let text = config_text(options);
     // The file we write must load: catch a bad name or address here, not at first start.
-    Config::parse(
-        &text,
-        &options.dir,
-        std::iter::empty(),
-        &config_path.display().to_string(),
-    )
-    .context("the generated configuration is invalid")?;
+    Config::parse(&text, &options.dir, std::iter::empty(), &config_path.display().to_string())
+        .context("the generated configuration is invalid")?;
     write(&config_path, &text, false)?;
-    Ok(InitReport {
-        config: config_path,
-        created_ca,
-    })
+    Ok(InitReport { config: config_path, created_ca })
 }
 
 fn config_text(o: &InitOptions) -> String {
@@ -148,8 +133,5 @@ format = "text"
 
 /// The default CA folder next to the node folder.
 pub fn default_ca_dir(node_dir: &Path) -> PathBuf {
-    node_dir
-        .parent()
-        .map(|p| p.join("cluster-ca"))
-        .unwrap_or_else(|| PathBuf::from("cluster-ca"))
+    node_dir.parent().map(|p| p.join("cluster-ca")).unwrap_or_else(|| PathBuf::from("cluster-ca"))
 }

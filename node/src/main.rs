@@ -83,10 +83,17 @@ enum Profile {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     validator_node::install_crypto();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting tokio")?;
+    // `run` sizes its runtime from the config; everything else uses the default.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let mut loaded = None;
+    if let Command::Run { config } = &cli.command {
+        let config = Config::load(config)?;
+        if config.node.worker_threads > 0 {
+            builder.worker_threads(config.node.worker_threads);
+        }
+        loaded = Some(config);
+    }
+    let runtime = builder.enable_all().build().context("starting tokio")?;
     runtime.block_on(async move {
         match cli.command {
             Command::Init {
@@ -121,30 +128,22 @@ fn main() -> anyhow::Result<()> {
                 };
                 let report = validator_node::init::init(&options)?;
                 if report.created_ca {
-                    println!(
-                        "created the cluster CA and an operator certificate in {}",
-                        ca_dir.display()
-                    );
+                    println!("created the cluster CA and an operator certificate in {}", ca_dir.display());
                 }
                 println!("wrote {}", report.config.display());
-                println!(
-                    "start it with: validator run --config {}",
-                    report.config.display()
-                );
+                println!("start it with: validator run --config {}", report.config.display());
                 Ok(())
             }
             Command::Run { config } => {
-                let config = Config::load(&config)?;
-                validator_node::daemon::init_logging(
-                    &config.logging.log_level,
-                    config.logging.format == "json",
-                );
+                let config = match loaded {
+                    Some(c) => c,
+                    None => Config::load(&config)?,
+                };
+                validator_node::daemon::init_logging(&config.logging.log_level, config.logging.format == "json");
                 validator_node::daemon::run(config).await
             }
             Command::Devnet(args) => validator_node::devnet::run(args).await,
-            Command::Bench(BenchCommand::Raft(args)) => {
-                validator_node::bench::raft::run(args).await
-            }
+            Command::Bench(BenchCommand::Raft(args)) => validator_node::bench::raft::run(args).await,
         }
     })
 }

@@ -48,12 +48,7 @@ pub struct Proposal {
 
 impl fmt::Debug for Proposal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Proposal(format={}, {} bytes)",
-            self.format,
-            self.body.len()
-        )
+        write!(f, "Proposal(format={}, {} bytes)", self.format, self.body.len())
     }
 }
 
@@ -66,9 +61,7 @@ impl fmt::Display for Proposal {
 /// Why a proposal cannot be decoded into a [`Command`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum CommandError {
-    #[error(
-        "command needs ledger format {needed}, this node applies up to {supported}; upgrade this node"
-    )]
+    #[error("command needs ledger format {needed}, this node applies up to {supported}; upgrade this node")]
     UnsupportedFormat { needed: u16, supported: u16 },
     #[error("malformed command: {0}")]
     Malformed(String),
@@ -82,33 +75,21 @@ impl Proposal {
         // postcard cannot fail on these types: no maps with non-string keys, no unsized
         // sequences. An empty body would be refused on decode anyway.
         let body = postcard::to_allocvec(command).unwrap_or_default();
-        Proposal {
-            format: command.format(),
-            body,
-        }
+        Proposal { format: command.format(), body }
     }
 
     /// Decodes the command, refusing formats newer than this build and trailing garbage.
     pub fn decode(&self) -> Result<Command, CommandError> {
         if self.format > LEDGER_FORMAT {
-            return Err(CommandError::UnsupportedFormat {
-                needed: self.format,
-                supported: LEDGER_FORMAT,
-            });
+            return Err(CommandError::UnsupportedFormat { needed: self.format, supported: LEDGER_FORMAT });
         }
         if self.body.len() > MAX_COMMAND_BYTES {
-            return Err(CommandError::TooLarge {
-                size: self.body.len(),
-                limit: MAX_COMMAND_BYTES,
-            });
+            return Err(CommandError::TooLarge { size: self.body.len(), limit: MAX_COMMAND_BYTES });
         }
-        let (command, rest): (Command, &[u8]) = postcard::take_from_bytes(&self.body)
-            .map_err(|e| CommandError::Malformed(e.to_string()))?;
+        let (command, rest): (Command, &[u8]) =
+            postcard::take_from_bytes(&self.body).map_err(|e| CommandError::Malformed(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(CommandError::Malformed(format!(
-                "{} trailing bytes",
-                rest.len()
-            )));
+            return Err(CommandError::Malformed(format!("{} trailing bytes", rest.len())));
         }
         if command.format() > self.format {
             return Err(CommandError::Malformed(format!(
@@ -348,10 +329,7 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_the_command() {
-        let command = Command::PutSetting {
-            key: "weights.paused".into(),
-            value: "true".into(),
-        };
+        let command = Command::PutSetting { key: "weights.paused".into(), value: "true".into() };
         let proposal = Proposal::encode(&command);
         assert_eq!(proposal.format, 1);
         assert_eq!(proposal.decode(), Ok(command));
@@ -364,10 +342,7 @@ mod tests {
         proposal.format = LEDGER_FORMAT + 1;
         assert_eq!(
             proposal.decode(),
-            Err(CommandError::UnsupportedFormat {
-                needed: LEDGER_FORMAT + 1,
-                supported: LEDGER_FORMAT
-            })
+            Err(CommandError::UnsupportedFormat { needed: LEDGER_FORMAT + 1, supported: LEDGER_FORMAT })
         );
     }
 
@@ -375,10 +350,7 @@ mod tests {
     fn an_unknown_variant_is_malformed() {
         // Variant index 200 does not exist in this build: what a newer member would send if it
         // wrongly labelled a new command with an old format.
-        let proposal = Proposal {
-            format: 1,
-            body: vec![200, 1, 0],
-        };
+        let proposal = Proposal { format: 1, body: vec![200, 1, 0] };
         assert!(matches!(proposal.decode(), Err(CommandError::Malformed(_))));
     }
 
@@ -418,21 +390,10 @@ pub enum ProposeError {
     NotLeader { leader: Option<u64> },
     #[error("refused by the leader: {0}")]
     Command(#[from] CommandError),
-    #[error(
-        "member {member} applies ledger formats up to {supported}, the command needs {needed}; upgrade it first"
-    )]
-    MemberTooOld {
-        member: u64,
-        supported: u16,
-        needed: u16,
-    },
-    #[error(
-        "the leader changed (expected term {expected_term} node {expected_node}); not committed"
-    )]
-    LeaderChanged {
-        expected_term: u64,
-        expected_node: u64,
-    },
+    #[error("member {member} applies ledger formats up to {supported}, the command needs {needed}; upgrade it first")]
+    MemberTooOld { member: u64, supported: u16, needed: u16 },
+    #[error("the leader changed (expected term {expected_term} node {expected_node}); not committed")]
+    LeaderChanged { expected_term: u64, expected_node: u64 },
     #[error("not committed within {0} ms (it may still commit)")]
     Timeout(u64),
     #[error("cluster transport: {0}")]

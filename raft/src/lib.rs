@@ -48,14 +48,6 @@ impl Storage {
         let log = store::log::LogStore::open(&db).await?;
         let state_machine = state::StateMachine::open(&db, data_dir.join("snapshots")).await?;
         let reader = state_machine.reader();
-        Ok((
-            db,
-            Storage {
-                node_id: log.node_id(),
-                log,
-                state_machine,
-                reader,
-            },
-        ))
+        Ok((db, Storage { node_id: log.node_id(), log, state_machine, reader }))
     }
 }

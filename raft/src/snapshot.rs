@@ -85,8 +85,7 @@ impl SnapshotWriter {
     }
 
     pub async fn header(&mut self, header: &SnapshotHeader) -> io::Result<()> {
-        let body = postcard::to_allocvec(header)
-            .map_err(|e| io::Error::other(format!("encode header: {e}")))?;
+        let body = postcard::to_allocvec(header).map_err(|e| io::Error::other(format!("encode header: {e}")))?;
         self.write(MAGIC).await?;
         self.write(&(body.len() as u32).to_le_bytes()).await?;
         self.write(&body).await
@@ -99,11 +98,7 @@ impl SnapshotWriter {
         self.out.flush().await?;
         let file = self.out.into_inner();
         file.sync_all().await?;
-        Ok(SnapshotFile {
-            path: self.path,
-            size: self.size + 32,
-            checksum,
-        })
+        Ok(SnapshotFile { path: self.path, size: self.size + 32, checksum })
     }
 }
 
@@ -116,38 +111,29 @@ impl RecordSink for SnapshotWriter {
 /// The name a snapshot of `last` gets in the snapshot folder.
 pub fn file_name(last: Option<LogId>) -> String {
     match last {
-        Some(l) => format!(
-            "snapshot-{:020}-{}-{}.{EXTENSION}",
-            l.index, l.leader_id.term, l.leader_id.node_id
-        ),
+        Some(l) => format!("snapshot-{:020}-{}-{}.{EXTENSION}", l.index, l.leader_id.term, l.leader_id.node_id),
         None => format!("snapshot-empty.{EXTENSION}"),
     }
 }
 
 /// Builds a snapshot of the current state into `dir`. The state is read in one read-only
 /// transaction, so apply continues meanwhile.
-pub async fn build(
-    readers: &ReadPool,
-    dir: &Path,
-) -> Result<(SnapshotHeader, SnapshotFile), LedgerError> {
+pub async fn build(readers: &ReadPool, dir: &Path) -> Result<(SnapshotHeader, SnapshotFile), LedgerError> {
     tokio::fs::create_dir_all(dir).await?;
     let mut tx = readers.begin_read().await?;
     let applied: Option<LogId> = match tx.sm_meta(crate::state::KEY_APPLIED).await? {
-        Some(bytes) => postcard::from_bytes(&bytes)
-            .map_err(|e| LedgerError::Corrupt(format!("applied marker: {e}")))?,
+        Some(bytes) => {
+            postcard::from_bytes(&bytes).map_err(|e| LedgerError::Corrupt(format!("applied marker: {e}")))?
+        }
         None => None,
     };
     let membership: StoredMembership = match tx.sm_meta(crate::state::KEY_MEMBERSHIP).await? {
-        Some(bytes) => postcard::from_bytes(&bytes)
-            .map_err(|e| LedgerError::Corrupt(format!("membership: {e}")))?,
+        Some(bytes) => postcard::from_bytes(&bytes).map_err(|e| LedgerError::Corrupt(format!("membership: {e}")))?,
         None => StoredMembership::default(),
     };
     let header = SnapshotHeader {
         ledger_format: LEDGER_FORMAT,
-        meta: SnapshotMeta {
-            last_log_id: applied,
-            last_membership: membership,
-        },
+        meta: SnapshotMeta { last_log_id: applied, last_membership: membership },
     };
     let temp = dir.join(format!("building-{}.tmp", std::process::id()));
     let mut writer = SnapshotWriter::create(&temp).await?;
@@ -170,31 +156,21 @@ pub async fn build(
 
 /// Reads a snapshot file front to back: verifies the trailer checksum, then returns the header
 /// and a reader positioned at the first record.
-pub async fn open(
-    path: &Path,
-) -> Result<(SnapshotHeader, SnapshotFile, RecordReader), LedgerError> {
+pub async fn open(path: &Path) -> Result<(SnapshotHeader, SnapshotFile, RecordReader), LedgerError> {
     let size = tokio::fs::metadata(path).await?.len();
     if size < (MAGIC.len() + 4 + 32) as u64 {
-        return Err(LedgerError::Snapshot(format!(
-            "{}: {size} bytes is too short for a snapshot",
-            path.display()
-        )));
+        return Err(LedgerError::Snapshot(format!("{}: {size} bytes is too short for a snapshot", path.display())));
     }
     let checksum = verify_checksum(path, size).await?;
     let mut input = BufReader::with_capacity(1 << 20, tokio::fs::File::open(path).await?);
     let mut magic = [0u8; 8];
     input.read_exact(&mut magic).await?;
     if &magic != MAGIC {
-        return Err(LedgerError::Snapshot(format!(
-            "{}: not a ledger snapshot (bad magic)",
-            path.display()
-        )));
+        return Err(LedgerError::Snapshot(format!("{}: not a ledger snapshot (bad magic)", path.display())));
     }
     let header_len = input.read_u32_le().await? as usize;
     if header_len > MAX_HEADER_BYTES {
-        return Err(LedgerError::Snapshot(format!(
-            "header of {header_len} bytes is too large"
-        )));
+        return Err(LedgerError::Snapshot(format!("header of {header_len} bytes is too large")));
     }
     let mut body = vec![0u8; header_len];
     input.read_exact(&mut body).await?;
@@ -203,16 +179,8 @@ pub async fn open(
     let remaining = size - 32 - (8 + 4 + header_len as u64);
     Ok((
         header,
-        SnapshotFile {
-            path: path.to_path_buf(),
-            size,
-            checksum,
-        },
-        RecordReader {
-            input,
-            remaining,
-            done: false,
-        },
+        SnapshotFile { path: path.to_path_buf(), size, checksum },
+        RecordReader { input, remaining, done: false },
     ))
 }
 
@@ -225,10 +193,7 @@ async fn verify_checksum(path: &Path, size: u64) -> Result<[u8; 32], LedgerError
         let want = buf.len().min(left as usize);
         let n = input.read(&mut buf[..want]).await?;
         if n == 0 {
-            return Err(LedgerError::Snapshot(format!(
-                "{}: ends early",
-                path.display()
-            )));
+            return Err(LedgerError::Snapshot(format!("{}: ends early", path.display())));
         }
         hasher.update(&buf[..n]);
         left -= n as u64;
@@ -267,29 +232,21 @@ impl RecordReader {
             return Ok(None);
         }
         if self.remaining < 4 {
-            return Err(LedgerError::Snapshot(
-                "records end without an End record".into(),
-            ));
+            return Err(LedgerError::Snapshot("records end without an End record".into()));
         }
         let len = self.input.read_u32_le().await? as usize;
         self.remaining -= 4;
         if len > MAX_RECORD_BYTES || len as u64 > self.remaining {
-            return Err(LedgerError::Snapshot(format!(
-                "record of {len} bytes is too large"
-            )));
+            return Err(LedgerError::Snapshot(format!("record of {len} bytes is too large")));
         }
         let mut body = vec![0u8; len];
         self.input.read_exact(&mut body).await?;
         self.remaining -= len as u64;
-        let record: Record = postcard::from_bytes(&body)
-            .map_err(|e| LedgerError::Snapshot(format!("record: {e}")))?;
+        let record: Record = postcard::from_bytes(&body).map_err(|e| LedgerError::Snapshot(format!("record: {e}")))?;
         if matches!(record, Record::End { .. }) {
             self.done = true;
             if self.remaining != 0 {
-                return Err(LedgerError::Snapshot(format!(
-                    "{} bytes after the End record",
-                    self.remaining
-                )));
+                return Err(LedgerError::Snapshot(format!("{} bytes after the End record", self.remaining)));
             }
         }
         Ok(Some(record))

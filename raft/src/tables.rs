@@ -45,30 +45,18 @@ pub struct TableSpec {
 }
 
 const fn col(name: &'static str, ty: ColType) -> Column {
-    Column {
-        name,
-        ty,
-        nullable: false,
-    }
+    Column { name, ty, nullable: false }
 }
 
 const fn opt(name: &'static str, ty: ColType) -> Column {
-    Column {
-        name,
-        ty,
-        nullable: true,
-    }
+    Column { name, ty, nullable: true }
 }
 
 use ColType::*;
 
 /// Every replicated table, in canonical order.
 pub const TABLES: &[TableSpec] = &[
-    TableSpec {
-        name: "settings",
-        columns: &[col("key", Text), col("value", Text)],
-        key: &["key"],
-    },
+    TableSpec { name: "settings", columns: &[col("key", Text), col("value", Text)], key: &["key"] },
     TableSpec {
         name: "neurons",
         columns: &[
@@ -112,12 +100,7 @@ pub const TABLES: &[TableSpec] = &[
     },
     TableSpec {
         name: "score_passes",
-        columns: &[
-            col("seq", Int),
-            col("at_ms", Int),
-            col("inputs_digest", Blob),
-            col("weights", Blob),
-        ],
+        columns: &[col("seq", Int), col("at_ms", Int), col("inputs_digest", Blob), col("weights", Blob)],
         key: &["seq"],
     },
     TableSpec {
@@ -173,8 +156,7 @@ pub trait RecordSink {
 
 /// Frames one record.
 pub fn frame(record: &Record) -> io::Result<Vec<u8>> {
-    let body = postcard::to_allocvec(record)
-        .map_err(|e| io::Error::other(format!("encode record: {e}")))?;
+    let body = postcard::to_allocvec(record).map_err(|e| io::Error::other(format!("encode record: {e}")))?;
     let len = u32::try_from(body.len()).map_err(|_| io::Error::other("record over 4 GiB"))?;
     let mut out = Vec::with_capacity(4 + body.len());
     out.extend_from_slice(&len.to_le_bytes());
@@ -198,10 +180,7 @@ fn order_by(spec: &TableSpec, backend: Backend) -> String {
 
 /// Writes the canonical stream of every table to `sink`, reading through `exec` (a connection
 /// or transaction that sees one consistent state). Returns the number of rows.
-pub async fn export<S: RecordSink + Send>(
-    exec: &mut crate::store::ReadTx,
-    sink: &mut S,
-) -> io::Result<u64> {
+pub async fn export<S: RecordSink + Send>(exec: &mut crate::store::ReadTx, sink: &mut S) -> io::Result<u64> {
     let backend = exec.backend();
     let mut total = 0u64;
     for spec in TABLES {
@@ -210,17 +189,8 @@ pub async fn export<S: RecordSink + Send>(
             columns: spec.columns.iter().map(|c| c.name.to_string()).collect(),
         };
         sink.put(&frame(&header)?).await?;
-        let columns = spec
-            .columns
-            .iter()
-            .map(|c| c.name)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT {columns} FROM {} ORDER BY {}",
-            spec.name,
-            order_by(spec, backend)
-        );
+        let columns = spec.columns.iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT {columns} FROM {} ORDER BY {}", spec.name, order_by(spec, backend));
         crate::on_read_tx!(exec, tx => {
             let mut rows = sqlx::query(crate::store::dynamic(&sql)).fetch(&mut **tx);
             while let Some(row) = rows.try_next().await.map_err(io::Error::other)? {
@@ -268,16 +238,10 @@ pub fn check_row(spec: &TableSpec, values: &[Value]) -> Result<(), String> {
     for (value, column) in values.iter().zip(spec.columns) {
         let ok = matches!(
             (value, column.ty),
-            (Value::Int(_), Int)
-                | (Value::Text(_), Text)
-                | (Value::Blob(_), Blob)
-                | (Value::Bool(_), Bool)
+            (Value::Int(_), Int) | (Value::Text(_), Text) | (Value::Blob(_), Blob) | (Value::Bool(_), Bool)
         ) || (matches!(value, Value::Null) && column.nullable);
         if !ok {
-            return Err(format!(
-                "{}.{}: value {:?} does not fit {:?}",
-                spec.name, column.name, value, column.ty
-            ));
+            return Err(format!("{}.{}: value {:?} does not fit {:?}", spec.name, column.name, value, column.ty));
         }
     }
     Ok(())
@@ -285,31 +249,17 @@ pub fn check_row(spec: &TableSpec, values: &[Value]) -> Result<(), String> {
 
 /// Finds a table by the name a stream gives, checking its column list.
 pub fn spec_for(name: &str, columns: &[String]) -> Result<&'static TableSpec, String> {
-    let spec = TABLES
-        .iter()
-        .find(|t| t.name == name)
-        .ok_or_else(|| format!("unknown table {name:?}"))?;
+    let spec = TABLES.iter().find(|t| t.name == name).ok_or_else(|| format!("unknown table {name:?}"))?;
     let expected: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
-    if columns
-        .iter()
-        .map(String::as_str)
-        .ne(expected.iter().copied())
-    {
-        return Err(format!(
-            "table {name}: columns {columns:?} differ from {expected:?}"
-        ));
+    if columns.iter().map(String::as_str).ne(expected.iter().copied()) {
+        return Err(format!("table {name}: columns {columns:?} differ from {expected:?}"));
     }
     Ok(spec)
 }
 
 /// The INSERT for `rows` rows of `spec`.
 pub fn insert_sql(spec: &TableSpec, rows: usize) -> String {
-    let columns = spec
-        .columns
-        .iter()
-        .map(|c| c.name)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let columns = spec.columns.iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
     let width = spec.columns.len();
     let mut sql = format!("INSERT INTO {} ({columns}) VALUES ", spec.name);
     for r in 0..rows {

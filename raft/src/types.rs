@@ -56,7 +56,6 @@ pub type EntryPayload = openraft::EntryPayload<Proposal, NodeId, Member>;
 pub type StoredMembership = openraft::StoredMembership<CommittedLeaderId, NodeId, Member>;
 pub type Membership = openraft::Membership<NodeId, Member>;
 pub type SnapshotMeta = openraft::SnapshotMeta<CommittedLeaderId, NodeId, Member>;
-pub type Snapshot =
-    openraft::Snapshot<CommittedLeaderId, NodeId, Member, crate::snapshot::SnapshotFile>;
+pub type Snapshot = openraft::Snapshot<CommittedLeaderId, NodeId, Member, crate::snapshot::SnapshotFile>;
 pub type Raft = openraft::Raft<TypeConfig, crate::state::StateMachine>;
 pub type RaftMetrics = openraft::RaftMetrics<TypeConfig>;

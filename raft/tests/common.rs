@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use sqlx::Connection;
 
 pub fn pg_admin_url() -> String {
-    std::env::var("LEDGER_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("LEDGER_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A PostgreSQL database that exists for one test and is dropped afterwards.
@@ -29,18 +28,9 @@ pub async fn fresh_pg() -> Option<PgDb> {
         }
     };
     let name = format!("ledger_test_{}_{}", std::process::id(), rand_suffix());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .ok()?;
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_string())
-        .unwrap_or(admin.clone());
-    Some(PgDb {
-        url: format!("{base}/{name}"),
-        name,
-    })
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.ok()?;
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+    Some(PgDb { url: format!("{base}/{name}"), name })
 }
 
 fn rand_suffix() -> u64 {
@@ -53,18 +43,13 @@ impl Drop for PgDb {
         let name = self.name.clone();
         let admin = pg_admin_url();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             rt.block_on(async {
                 let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await
-                .ok()
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
             })
         })
         .join();

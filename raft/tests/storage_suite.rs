@@ -14,33 +14,22 @@ use openraft::testing::log::Suite;
 struct SqliteBuilder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for SqliteBuilder {
-    async fn build(
-        &self,
-    ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
+    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
         let (guard, dir) = common::temp_dir();
-        let (_db, storage) = Storage::open("sqlite://ledger.db", &dir)
-            .await
-            .expect("open sqlite ledger");
+        let (_db, storage) = Storage::open("sqlite://ledger.db", &dir).await.expect("open sqlite ledger");
         Ok((guard, storage.log, storage.state_machine))
     }
 }
 
 struct PostgresBuilder;
 
-impl StoreBuilder<TypeConfig, LogStore, StateMachine, (common::PgDb, tempfile::TempDir)>
-    for PostgresBuilder
-{
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, (common::PgDb, tempfile::TempDir)> for PostgresBuilder {
     async fn build(
         &self,
-    ) -> Result<((common::PgDb, tempfile::TempDir), LogStore, StateMachine), StorageError<TypeConfig>>
-    {
-        let pg = common::fresh_pg()
-            .await
-            .expect("PostgreSQL was reachable a moment ago");
+    ) -> Result<((common::PgDb, tempfile::TempDir), LogStore, StateMachine), StorageError<TypeConfig>> {
+        let pg = common::fresh_pg().await.expect("PostgreSQL was reachable a moment ago");
         let (guard, dir) = common::temp_dir();
-        let (_db, storage) = Storage::open(&pg.url, &dir)
-            .await
-            .expect("open postgres ledger");
+        let (_db, storage) = Storage::open(&pg.url, &dir).await.expect("open postgres ledger");
         Ok(((pg, guard), storage.log, storage.state_machine))
     }
 }

@@ -26,27 +26,15 @@ pub async fn start(options: ClusterOptions) -> (tempfile::TempDir, LocalCluster)
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cluster = LocalCluster::prepare(dir.path(), &options).expect("prepare cluster");
     cluster.start_all().expect("start nodes");
-    cluster
-        .form(Duration::from_secs(30))
-        .await
-        .expect("form cluster");
+    cluster.form(Duration::from_secs(30)).await.expect("form cluster");
     (dir, cluster)
 }
 
 /// Writes a setting through node `via`.
-pub async fn put(
-    cluster: &LocalCluster,
-    via: usize,
-    key: &str,
-    value: &str,
-) -> anyhow::Result<pb::ProposeReply> {
+pub async fn put(cluster: &LocalCluster, via: usize, key: &str, value: &str) -> anyhow::Result<pb::ProposeReply> {
     let mut client = cluster.client(via).await?;
     Ok(client
-        .put_setting(pb::PutSettingRequest {
-            key: key.into(),
-            value: value.into(),
-            timeout_ms: 10_000,
-        })
+        .put_setting(pb::PutSettingRequest { key: key.into(), value: value.into(), timeout_ms: 10_000 })
         .await?
         .into_inner())
 }
@@ -54,14 +42,7 @@ pub async fn put(
 /// Reads a setting from node `via`'s local state.
 pub async fn get(cluster: &LocalCluster, via: usize, key: &str) -> anyhow::Result<Option<String>> {
     let mut client = cluster.client(via).await?;
-    Ok(client
-        .get_setting(pb::GetSettingRequest {
-            key: key.into(),
-            linearizable: false,
-        })
-        .await?
-        .into_inner()
-        .value)
+    Ok(client.get_setting(pb::GetSettingRequest { key: key.into(), linearizable: false }).await?.into_inner().value)
 }
 
 /// Waits until node `via` has applied at least `index`.
@@ -73,20 +54,13 @@ pub async fn wait_applied(cluster: &LocalCluster, via: usize, index: u64, timeou
         {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "node {via} did not apply index {index} within {timeout:?}"
-        );
+        assert!(Instant::now() < deadline, "node {via} did not apply index {index} within {timeout:?}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
 /// Waits until every listed node reports the same applied index and state hash; returns it.
-pub async fn wait_converged(
-    cluster: &LocalCluster,
-    nodes: &[usize],
-    timeout: Duration,
-) -> (u64, String) {
+pub async fn wait_converged(cluster: &LocalCluster, nodes: &[usize], timeout: Duration) -> (u64, String) {
     let deadline = Instant::now() + timeout;
     let mut last = BTreeMap::new();
     loop {
@@ -104,10 +78,7 @@ pub async fn wait_converged(
             let (applied, hash) = last.values().next().cloned().unwrap_or_default();
             return (applied, hash);
         }
-        assert!(
-            Instant::now() < deadline,
-            "nodes did not converge within {timeout:?}: {last:?}"
-        );
+        assert!(Instant::now() < deadline, "nodes did not converge within {timeout:?}: {last:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -132,8 +103,8 @@ pub struct PgDb {
 
 pub async fn fresh_pg() -> Option<PgDb> {
     use sqlx::Connection;
-    let admin = std::env::var("LEDGER_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin =
+        std::env::var("LEDGER_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut conn = match sqlx::PgConnection::connect(&admin).await {
         Ok(c) => c,
         Err(e) => {
@@ -141,24 +112,10 @@ pub async fn fresh_pg() -> Option<PgDb> {
             return None;
         }
     };
-    let name = format!(
-        "ledger_it_{}_{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos() ^ rand_u32()
-    );
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .ok()?;
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_string())
-        .unwrap_or(admin.clone());
-    Some(PgDb {
-        url: format!("{base}/{name}"),
-        name,
-        admin,
-    })
+    let name = format!("ledger_it_{}_{}", std::process::id(), Instant::now().elapsed().as_nanos() ^ rand_u32());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.ok()?;
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+    Some(PgDb { url: format!("{base}/{name}"), name, admin })
 }
 
 fn rand_u32() -> u128 {
@@ -171,18 +128,13 @@ impl Drop for PgDb {
         let (name, admin) = (self.name.clone(), self.admin.clone());
         let _ = std::thread::spawn(move || {
             use sqlx::Connection;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             rt.block_on(async {
                 let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await
-                .ok()
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
             })
         })
         .join();

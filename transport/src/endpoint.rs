@@ -80,13 +80,8 @@ pub struct Peer {
 
 /// Serves the streams of accepted connections.
 pub trait Handler: Send + Sync + 'static {
-    fn handle(
-        &self,
-        header: Header,
-        send: SendStream,
-        recv: RecvStream,
-        peer: Peer,
-    ) -> impl Future<Output = ()> + Send;
+    fn handle(&self, header: Header, send: SendStream, recv: RecvStream, peer: Peer)
+    -> impl Future<Output = ()> + Send;
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<quinn::Connection>>>;
@@ -105,10 +100,7 @@ fn transport_config(limits: &Limits) -> Result<quinn::TransportConfig, Transport
         .max_concurrent_uni_streams(0u32.into())
         .keep_alive_interval(Some(limits.keep_alive))
         .max_idle_timeout(Some(
-            limits
-                .idle_timeout
-                .try_into()
-                .map_err(|e| TransportError::Setup(format!("idle timeout: {e}")))?,
+            limits.idle_timeout.try_into().map_err(|e| TransportError::Setup(format!("idle timeout: {e}")))?,
         ))
         .stream_receive_window((8u32 << 20).into())
         .receive_window((64u32 << 20).into())
@@ -118,15 +110,9 @@ fn transport_config(limits: &Limits) -> Result<quinn::TransportConfig, Transport
 
 impl Endpoint {
     /// Binds a member endpoint that both accepts and opens connections.
-    pub fn bind(
-        addr: SocketAddr,
-        identity: &TlsIdentity,
-        limits: Limits,
-    ) -> Result<Arc<Endpoint>, TransportError> {
+    pub fn bind(addr: SocketAddr, identity: &TlsIdentity, limits: Limits) -> Result<Arc<Endpoint>, TransportError> {
         let transport = Arc::new(transport_config(&limits)?);
-        let server_tls = identity
-            .server_config(&[ALPN])
-            .map_err(|e| TransportError::Setup(e.to_string()))?;
+        let server_tls = identity.server_config(&[ALPN]).map_err(|e| TransportError::Setup(e.to_string()))?;
         let server_crypto = quinn::crypto::rustls::QuicServerConfig::try_from(server_tls)
             .map_err(|e| TransportError::Setup(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
@@ -134,25 +120,17 @@ impl Endpoint {
         let mut quic = quinn::Endpoint::server(server, addr)
             .map_err(|e| TransportError::Setup(format!("cannot bind UDP {addr}: {e}")))?;
         quic.set_default_client_config(client_config(identity, transport)?);
-        Ok(Arc::new(Endpoint {
-            quic,
-            limits,
-            peers: Mutex::new(HashMap::new()),
-        }))
+        Ok(Arc::new(Endpoint { quic, limits, peers: Mutex::new(HashMap::new()) }))
     }
 
     /// A client-only endpoint (tools, tests).
     pub fn client(identity: &TlsIdentity, limits: Limits) -> Result<Arc<Endpoint>, TransportError> {
         let transport = Arc::new(transport_config(&limits)?);
         let bind: SocketAddr = ([0, 0, 0, 0], 0).into();
-        let mut quic = quinn::Endpoint::client(bind)
-            .map_err(|e| TransportError::Setup(format!("cannot bind UDP: {e}")))?;
+        let mut quic =
+            quinn::Endpoint::client(bind).map_err(|e| TransportError::Setup(format!("cannot bind UDP: {e}")))?;
         quic.set_default_client_config(client_config(identity, transport)?);
-        Ok(Arc::new(Endpoint {
-            quic,
-            limits,
-            peers: Mutex::new(HashMap::new()),
-        }))
+        Ok(Arc::new(Endpoint { quic, limits, peers: Mutex::new(HashMap::new()) }))
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -170,18 +148,11 @@ impl Endpoint {
 
     fn slot(&self, addr: &str, name: &str) -> Slot {
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-        peers
-            .entry((addr.to_string(), name.to_string()))
-            .or_default()
-            .clone()
+        peers.entry((addr.to_string(), name.to_string())).or_default().clone()
     }
 
     /// The cached connection to `addr` (authenticated as `name`), connecting if needed.
-    pub async fn connection(
-        &self,
-        addr: &str,
-        name: &str,
-    ) -> Result<quinn::Connection, TransportError> {
+    pub async fn connection(&self, addr: &str, name: &str) -> Result<quinn::Connection, TransportError> {
         let slot = self.slot(addr, name);
         let mut cached = slot.lock().await;
         if let Some(conn) = cached.as_ref()
@@ -189,27 +160,16 @@ impl Endpoint {
         {
             return Ok(conn.clone());
         }
-        let unreachable = |reason: String| TransportError::Unreachable {
-            addr: addr.to_string(),
-            reason,
-        };
+        let unreachable = |reason: String| TransportError::Unreachable { addr: addr.to_string(), reason };
         let socket = tokio::net::lookup_host(addr)
             .await
             .map_err(|e| unreachable(e.to_string()))?
             .next()
             .ok_or_else(|| unreachable("no address".into()))?;
-        let connecting = self
-            .quic
-            .connect(socket, name)
-            .map_err(|e| unreachable(e.to_string()))?;
+        let connecting = self.quic.connect(socket, name).map_err(|e| unreachable(e.to_string()))?;
         let conn = tokio::time::timeout(self.limits.connect_timeout, connecting)
             .await
-            .map_err(|_| {
-                unreachable(format!(
-                    "no handshake within {:?}",
-                    self.limits.connect_timeout
-                ))
-            })?
+            .map_err(|_| unreachable(format!("no handshake within {:?}", self.limits.connect_timeout)))?
             .map_err(|e| unreachable(e.to_string()))?;
         *cached = Some(conn.clone());
         Ok(conn)
@@ -219,9 +179,7 @@ impl Endpoint {
     pub fn forget(&self, addr: &str, name: &str, conn: &quinn::Connection) {
         let slot = self.slot(addr, name);
         if let Ok(mut cached) = slot.try_lock()
-            && cached
-                .as_ref()
-                .is_some_and(|c| c.stable_id() == conn.stable_id())
+            && cached.as_ref().is_some_and(|c| c.stable_id() == conn.stable_id())
         {
             *cached = None;
         }
@@ -237,10 +195,7 @@ impl Endpoint {
     ) -> Result<(quinn::Connection, SendStream, RecvStream), TransportError> {
         let conn = self.connection(addr, name).await?;
         let opened = async {
-            let (mut send, recv) = conn
-                .open_bi()
-                .await
-                .map_err(|e| FrameError::Write(e.to_string()))?;
+            let (mut send, recv) = conn.open_bi().await.map_err(|e| FrameError::Write(e.to_string()))?;
             frame::write_value(&mut send, header).await?;
             Ok::<_, FrameError>((send, recv))
         }
@@ -269,8 +224,7 @@ impl Endpoint {
             let result = async {
                 frame::write_frame(&mut send, &body).await?;
                 let _ = send.finish();
-                let reply: Result<Resp, Fault> =
-                    frame::read_value(&mut recv, self.limits.max_frame).await?;
+                let reply: Result<Resp, Fault> = frame::read_value(&mut recv, self.limits.max_frame).await?;
                 Ok::<_, FrameError>(reply)
             }
             .await;
@@ -282,9 +236,7 @@ impl Endpoint {
                 }
             }
         };
-        tokio::time::timeout(timeout, call)
-            .await
-            .map_err(|_| TransportError::Timeout(timeout))?
+        tokio::time::timeout(timeout, call).await.map_err(|_| TransportError::Timeout(timeout))?
     }
 
     /// Accepts connections and streams until the endpoint closes, handing each stream to
@@ -327,17 +279,13 @@ async fn serve_stream<H: Handler>(
     peer: Peer,
     _max: usize,
 ) {
-    let header = match tokio::time::timeout(
-        Duration::from_secs(5),
-        frame::read_frame(&mut recv, MAX_HEADER_BYTES),
-    )
-    .await
-    {
-        Ok(Ok(Some(bytes))) => frame::decode::<Header>(&bytes),
-        Ok(Ok(None)) => return,
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(FrameError::Read("no header within 5 s".into())),
-    };
+    let header =
+        match tokio::time::timeout(Duration::from_secs(5), frame::read_frame(&mut recv, MAX_HEADER_BYTES)).await {
+            Ok(Ok(Some(bytes))) => frame::decode::<Header>(&bytes),
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(FrameError::Read("no header within 5 s".into())),
+        };
     let header = match header {
         Ok(h) if h.version == PROTOCOL_VERSION => h,
         Ok(h) => {
@@ -368,11 +316,9 @@ fn client_config(
     identity: &TlsIdentity,
     transport: Arc<quinn::TransportConfig>,
 ) -> Result<quinn::ClientConfig, TransportError> {
-    let tls = identity
-        .client_config(&[ALPN])
-        .map_err(|e| TransportError::Setup(e.to_string()))?;
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-        .map_err(|e| TransportError::Setup(e.to_string()))?;
+    let tls = identity.client_config(&[ALPN]).map_err(|e| TransportError::Setup(e.to_string()))?;
+    let crypto =
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| TransportError::Setup(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(transport);
     Ok(config)

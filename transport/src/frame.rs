@@ -49,11 +49,7 @@ pub struct Header {
 
 impl Header {
     pub fn new(kind: Kind, target: u64) -> Header {
-        Header {
-            version: PROTOCOL_VERSION,
-            kind,
-            target,
-        }
+        Header { version: PROTOCOL_VERSION, kind, target }
     }
 }
 
@@ -110,10 +106,7 @@ pub async fn read_frame(recv: &mut RecvStream, max: usize) -> Result<Option<Vec<
     }
     let len = u32::from_le_bytes(len) as usize;
     if len > max {
-        return Err(FrameError::TooLarge {
-            len: len as u64,
-            max: max as u64,
-        });
+        return Err(FrameError::TooLarge { len: len as u64, max: max as u64 });
     }
     let mut body = vec![0u8; len];
     recv.read_exact(&mut body).await.map_err(|e| match e {
@@ -129,25 +122,17 @@ pub async fn read_required(recv: &mut RecvStream, max: usize) -> Result<Vec<u8>,
 }
 
 pub async fn write_frame(send: &mut SendStream, body: &[u8]) -> Result<(), FrameError> {
-    let len = u32::try_from(body.len()).map_err(|_| FrameError::TooLarge {
-        len: body.len() as u64,
-        max: u32::MAX as u64,
-    })?;
+    let len =
+        u32::try_from(body.len()).map_err(|_| FrameError::TooLarge { len: body.len() as u64, max: u32::MAX as u64 })?;
     // One write for small frames keeps them in one QUIC packet.
     if body.len() <= 16 * 1024 {
         let mut buf = Vec::with_capacity(4 + body.len());
         buf.extend_from_slice(&len.to_le_bytes());
         buf.extend_from_slice(body);
-        send.write_all(&buf)
-            .await
-            .map_err(|e| FrameError::Write(e.to_string()))
+        send.write_all(&buf).await.map_err(|e| FrameError::Write(e.to_string()))
     } else {
-        send.write_all(&len.to_le_bytes())
-            .await
-            .map_err(|e| FrameError::Write(e.to_string()))?;
-        send.write_all(body)
-            .await
-            .map_err(|e| FrameError::Write(e.to_string()))
+        send.write_all(&len.to_le_bytes()).await.map_err(|e| FrameError::Write(e.to_string()))?;
+        send.write_all(body).await.map_err(|e| FrameError::Write(e.to_string()))
     }
 }
 
@@ -163,9 +148,6 @@ pub async fn write_value<T: Serialize>(send: &mut SendStream, value: &T) -> Resu
     write_frame(send, &encode(value)?).await
 }
 
-pub async fn read_value<T: DeserializeOwned>(
-    recv: &mut RecvStream,
-    max: usize,
-) -> Result<T, FrameError> {
+pub async fn read_value<T: DeserializeOwned>(recv: &mut RecvStream, max: usize) -> Result<T, FrameError> {
     decode(&read_required(recv, max).await?)
 }

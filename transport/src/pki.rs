@@ -72,31 +72,19 @@ impl ClusterCa {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         let mut dn = DistinguishedName::new();
-        dn.push(
-            DnType::CommonName,
-            format!("ByteLeap validator cluster CA ({cluster})"),
-        );
+        dn.push(DnType::CommonName, format!("ByteLeap validator cluster CA ({cluster})"));
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         validity(&mut params, CA_DAYS);
         let cert = params.self_signed(&key)?;
-        Ok(ClusterCa {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        Ok(ClusterCa { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 
     /// Loads `ca.crt` and `ca.key` from `dir`.
     pub fn load(dir: &Path) -> Result<ClusterCa, PkiError> {
-        Ok(ClusterCa {
-            cert_pem: read(&dir.join("ca.crt"))?,
-            key_pem: read(&dir.join("ca.key"))?,
-        })
+        Ok(ClusterCa { cert_pem: read(&dir.join("ca.crt"))?, key_pem: read(&dir.join("ca.key"))? })
     }
 
     /// Writes `ca.crt` and `ca.key` (mode 0600) to `dir`.
@@ -126,33 +114,22 @@ impl ClusterCa {
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, name);
         params.distinguished_name = dn;
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         validity(&mut params, MEMBER_DAYS);
         let cert = params.signed_by(&key, &issuer)?;
-        Ok(CertifiedKey {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        Ok(CertifiedKey { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
-    std::fs::read_to_string(path).map_err(|e| PkiError::File {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })
+    std::fs::read_to_string(path)
+        .map_err(|e| PkiError::File { path: path.display().to_string(), reason: e.to_string() })
 }
 
 /// Writes a PEM file; private keys get mode 0600 and are never overwritten silently.
 pub fn write(path: &Path, contents: &str, secret: bool) -> Result<(), PkiError> {
-    let err = |e: std::io::Error| PkiError::File {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    };
+    let err = |e: std::io::Error| PkiError::File { path: path.display().to_string(), reason: e.to_string() };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(err)?;
     }
@@ -191,34 +168,23 @@ impl Clone for TlsIdentity {
 impl TlsIdentity {
     /// Loads PEM files: the CA certificate, this member's certificate and private key.
     pub fn load(ca: &Path, cert: &Path, key: &Path) -> Result<TlsIdentity, PkiError> {
-        TlsIdentity::from_pem(&read(ca)?, &read(cert)?, &read(key)?).map_err(|e| {
-            PkiError::Tls(format!(
-                "{} / {} / {}: {e}",
-                ca.display(),
-                cert.display(),
-                key.display()
-            ))
-        })
+        TlsIdentity::from_pem(&read(ca)?, &read(cert)?, &read(key)?)
+            .map_err(|e| PkiError::Tls(format!("{} / {} / {}: {e}", ca.display(), cert.display(), key.display())))
     }
 
     pub fn from_pem(ca: &str, cert: &str, key: &str) -> Result<TlsIdentity, PkiError> {
-        let ca = CertificateDer::from_pem_slice(ca.as_bytes())
-            .map_err(|e| PkiError::Tls(format!("CA certificate: {e}")))?;
+        let ca =
+            CertificateDer::from_pem_slice(ca.as_bytes()).map_err(|e| PkiError::Tls(format!("CA certificate: {e}")))?;
         let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| PkiError::Tls(format!("certificate: {e}")))?;
         if chain.is_empty() {
             return Err(PkiError::Tls("no certificate in the PEM file".into()));
         }
-        let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
-            .map_err(|e| PkiError::Tls(format!("private key: {e}")))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| PkiError::Tls(format!("private key: {e}")))?;
         let name = certificate_name(&chain[0]).unwrap_or_else(|| "unknown".into());
-        Ok(TlsIdentity {
-            ca,
-            chain,
-            key,
-            name,
-        })
+        Ok(TlsIdentity { ca, chain, key, name })
     }
 
     pub fn from_issued(ca: &ClusterCa, issued: &CertifiedKey) -> Result<TlsIdentity, PkiError> {
@@ -227,9 +193,7 @@ impl TlsIdentity {
 
     fn roots(&self) -> Result<Arc<RootCertStore>, PkiError> {
         let mut roots = RootCertStore::empty();
-        roots
-            .add(self.ca.clone())
-            .map_err(|e| PkiError::Tls(format!("CA certificate: {e}")))?;
+        roots.add(self.ca.clone()).map_err(|e| PkiError::Tls(format!("CA certificate: {e}")))?;
         Ok(Arc::new(roots))
     }
 
@@ -273,10 +237,5 @@ pub fn certificate_name(cert: &CertificateDer<'_>) -> Option<String> {
             }
         }
     }
-    parsed
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(str::to_string)
+    parsed.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_string)
 }

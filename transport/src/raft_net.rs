@@ -105,12 +105,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
-        PeerClient {
-            endpoint: self.endpoint.clone(),
-            target,
-            addr: node.raft_addr.clone(),
-            name: node.name.clone(),
-        }
+        PeerClient { endpoint: self.endpoint.clone(), target, addr: node.raft_addr.clone(), name: node.name.clone() }
     }
 }
 
@@ -129,15 +124,7 @@ impl PeerClient {
         request: &Req,
         option: &RPCOption,
     ) -> Result<Resp, TransportError> {
-        self.endpoint
-            .unary(
-                &self.addr,
-                &self.name,
-                Header::new(kind, self.target),
-                request,
-                option.hard_ttl(),
-            )
-            .await
+        self.endpoint.unary(&self.addr, &self.name, Header::new(kind, self.target), request, option.hard_ttl()).await
     }
 }
 
@@ -147,9 +134,7 @@ impl NetVote<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RpcErr> {
-        self.unary(Kind::Vote, &rpc, &option)
-            .await
-            .map_err(rpc_error)
+        self.unary(Kind::Vote, &rpc, &option).await.map_err(rpc_error)
     }
 
     async fn pre_vote(
@@ -157,9 +142,7 @@ impl NetVote<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RpcErr> {
-        self.unary(Kind::PreVote, &rpc, &option)
-            .await
-            .map_err(rpc_error)
+        self.unary(Kind::PreVote, &rpc, &option).await.map_err(rpc_error)
     }
 }
 
@@ -169,9 +152,7 @@ impl NetTransferLeader<TypeConfig> for PeerClient {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RpcErr> {
-        self.unary(Kind::TransferLeader, &req, &option)
-            .await
-            .map_err(rpc_error)
+        self.unary(Kind::TransferLeader, &req, &option).await.map_err(rpc_error)
     }
 }
 
@@ -198,18 +179,12 @@ impl NetStreamAppend<TypeConfig> for PeerClient {
         _option: RPCOption,
     ) -> BoxFuture<'s, Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RpcErr>>, RpcErr>>
     where
-        S: futures::Stream<Item = AppendEntriesRequest<TypeConfig>>
-            + OptionalSend
-            + Unpin
-            + 'static,
+        S: futures::Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
     {
         Box::pin(async move {
             let header = Header::new(Kind::StreamAppend, self.target);
-            let (conn, mut send, recv) = self
-                .endpoint
-                .open(&self.addr, &self.name, &header)
-                .await
-                .map_err(rpc_error)?;
+            let (conn, mut send, recv) =
+                self.endpoint.open(&self.addr, &self.name, &header).await.map_err(rpc_error)?;
             let writer = tokio::spawn(async move {
                 let mut input = input;
                 while let Some(request) = input.next().await {
@@ -228,26 +203,17 @@ impl NetStreamAppend<TypeConfig> for PeerClient {
             let endpoint = self.endpoint.clone();
             let (addr, name) = (self.addr.clone(), self.name.clone());
             let out = futures::stream::unfold(Some((recv, guard)), move |state| {
-                let (endpoint, addr, name, conn) =
-                    (endpoint.clone(), addr.clone(), name.clone(), conn.clone());
+                let (endpoint, addr, name, conn) = (endpoint.clone(), addr.clone(), name.clone(), conn.clone());
                 async move {
                     let (mut recv, guard) = state?;
                     match frame::read_frame(&mut recv, max).await {
-                        Ok(Some(bytes)) => match frame::decode::<
-                            Result<StreamAppendResult<TypeConfig>, Fault>,
-                        >(&bytes)
+                        Ok(Some(bytes)) => match frame::decode::<Result<StreamAppendResult<TypeConfig>, Fault>>(&bytes)
                         {
                             Ok(Ok(result)) => {
-                                let next = if result.is_err() {
-                                    None
-                                } else {
-                                    Some((recv, guard))
-                                };
+                                let next = if result.is_err() { None } else { Some((recv, guard)) };
                                 Some((Ok(result), next))
                             }
-                            Ok(Err(fault)) => {
-                                Some((Err(rpc_error(TransportError::Remote(fault))), None))
-                            }
+                            Ok(Err(fault)) => Some((Err(rpc_error(TransportError::Remote(fault))), None)),
                             Err(e) => Some((Err(rpc_error(e.into())), None)),
                         },
                         Ok(None) => None,
@@ -284,26 +250,16 @@ impl NetSnapshot<TypeConfig> for PeerClient {
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let send_all = async {
             let header = Header::new(Kind::Snapshot, self.target);
-            let (conn, mut send, mut recv) =
-                self.endpoint.open(&self.addr, &self.name, &header).await?;
+            let (conn, mut send, mut recv) = self.endpoint.open(&self.addr, &self.name, &header).await?;
             let result = async {
                 let file = &snapshot.snapshot;
-                let offer = SnapshotOffer {
-                    vote,
-                    meta: snapshot.meta.clone(),
-                    size: file.size,
-                    checksum: file.checksum,
-                };
+                let offer =
+                    SnapshotOffer { vote, meta: snapshot.meta.clone(), size: file.size, checksum: file.checksum };
                 frame::write_value(&mut send, &offer).await?;
-                let mut input = tokio::fs::File::open(&file.path)
-                    .await
-                    .map_err(|e| FrameError::Read(e.to_string()))?;
+                let mut input = tokio::fs::File::open(&file.path).await.map_err(|e| FrameError::Read(e.to_string()))?;
                 let mut buf = vec![0u8; SNAPSHOT_CHUNK];
                 loop {
-                    let n = input
-                        .read(&mut buf)
-                        .await
-                        .map_err(|e| FrameError::Read(e.to_string()))?;
+                    let n = input.read(&mut buf).await.map_err(|e| FrameError::Read(e.to_string()))?;
                     if n == 0 {
                         break;
                     }
@@ -339,10 +295,7 @@ impl NetSnapshot<TypeConfig> for PeerClient {
 /// What the node serves besides Raft itself.
 pub trait ClusterServices: Send + Sync + 'static {
     /// A proposal forwarded by a follower; only the leader commits it.
-    fn forward(
-        &self,
-        request: ProposeRequest,
-    ) -> impl Future<Output = Result<Proposed, ProposeError>> + Send;
+    fn forward(&self, request: ProposeRequest) -> impl Future<Output = Result<Proposed, ProposeError>> + Send;
     /// An application request on the named service.
     fn request(
         &self,
@@ -363,13 +316,7 @@ pub struct LedgerService<S> {
 }
 
 impl<S: ClusterServices> LedgerService<S> {
-    pub fn new(
-        raft: Raft,
-        node_id: NodeId,
-        snapshot_dir: PathBuf,
-        services: Arc<S>,
-        endpoint: &Endpoint,
-    ) -> Self {
+    pub fn new(raft: Raft, node_id: NodeId, snapshot_dir: PathBuf, services: Arc<S>, endpoint: &Endpoint) -> Self {
         LedgerService {
             raft,
             node_id,
@@ -380,13 +327,8 @@ impl<S: ClusterServices> LedgerService<S> {
         }
     }
 
-    async fn unary<Req, Resp, F, Fut>(
-        &self,
-        send: &mut SendStream,
-        recv: &mut RecvStream,
-        peer: &Peer,
-        f: F,
-    ) where
+    async fn unary<Req, Resp, F, Fut>(&self, send: &mut SendStream, recv: &mut RecvStream, peer: &Peer, f: F)
+    where
         Req: serde::de::DeserializeOwned,
         Resp: Serialize,
         F: FnOnce(Req) -> Fut,
@@ -411,19 +353,17 @@ impl<S: ClusterServices> LedgerService<S> {
             let mut recv = recv;
             loop {
                 match frame::read_frame(&mut recv, max).await {
-                    Ok(Some(bytes)) => {
-                        match frame::decode::<AppendEntriesRequest<TypeConfig>>(&bytes) {
-                            Ok(request) => {
-                                if tx.send(request).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                let _ = fault_tx.send(e.into());
+                    Ok(Some(bytes)) => match frame::decode::<AppendEntriesRequest<TypeConfig>>(&bytes) {
+                        Ok(request) => {
+                            if tx.send(request).await.is_err() {
                                 return;
                             }
                         }
-                    }
+                        Err(e) => {
+                            let _ = fault_tx.send(e.into());
+                            return;
+                        }
+                    },
                     Ok(None) => return,
                     Err(e) => {
                         let _ = fault_tx.send(e.into());
@@ -477,21 +417,12 @@ impl<S: ClusterServices> LedgerService<S> {
     ) -> Result<SnapshotResponse<TypeConfig>, Fault> {
         let offer: SnapshotOffer = frame::read_value(recv, self.max_frame).await?;
         if offer.size > self.max_snapshot || offer.size < 44 {
-            return Err(Fault::TooLarge {
-                len: offer.size,
-                max: self.max_snapshot,
-            });
+            return Err(Fault::TooLarge { len: offer.size, max: self.max_snapshot });
         }
-        tokio::fs::create_dir_all(&self.snapshot_dir)
-            .await
-            .map_err(|e| Fault::Failed(e.to_string()))?;
-        let temp = self
-            .snapshot_dir
-            .join(format!("receiving-{}-{}.tmp", self.node_id, nanos()));
+        tokio::fs::create_dir_all(&self.snapshot_dir).await.map_err(|e| Fault::Failed(e.to_string()))?;
+        let temp = self.snapshot_dir.join(format!("receiving-{}-{}.tmp", self.node_id, nanos()));
         let received = async {
-            let mut file = tokio::fs::File::create(&temp)
-                .await
-                .map_err(|e| Fault::Failed(e.to_string()))?;
+            let mut file = tokio::fs::File::create(&temp).await.map_err(|e| Fault::Failed(e.to_string()))?;
             let mut hasher = blake3::Hasher::new();
             let mut size = 0u64;
             let mut tail: Vec<u8> = Vec::with_capacity(64);
@@ -502,10 +433,7 @@ impl<S: ClusterServices> LedgerService<S> {
                 }
                 size += chunk.len() as u64;
                 if size > offer.size {
-                    return Err(Fault::Malformed(format!(
-                        "snapshot longer than the offered {} bytes",
-                        offer.size
-                    )));
+                    return Err(Fault::Malformed(format!("snapshot longer than the offered {} bytes", offer.size)));
                 }
                 // Hash everything but the last 32 bytes (the trailer) as it streams by.
                 tail.extend_from_slice(&chunk);
@@ -514,30 +442,17 @@ impl<S: ClusterServices> LedgerService<S> {
                     hasher.update(&tail[..cut]);
                     tail.drain(..cut);
                 }
-                file.write_all(&chunk)
-                    .await
-                    .map_err(|e| Fault::Failed(e.to_string()))?;
+                file.write_all(&chunk).await.map_err(|e| Fault::Failed(e.to_string()))?;
             }
             if size != offer.size || tail.len() != 32 {
-                return Err(Fault::Malformed(format!(
-                    "snapshot of {size} bytes, {} offered",
-                    offer.size
-                )));
+                return Err(Fault::Malformed(format!("snapshot of {size} bytes, {} offered", offer.size)));
             }
             let computed = *hasher.finalize().as_bytes();
             if computed[..] != tail[..] || computed != offer.checksum {
-                return Err(Fault::Malformed(
-                    "snapshot checksum mismatch; refusing to install".into(),
-                ));
+                return Err(Fault::Malformed("snapshot checksum mismatch; refusing to install".into()));
             }
-            file.sync_all()
-                .await
-                .map_err(|e| Fault::Failed(e.to_string()))?;
-            Ok(SnapshotFile {
-                path: temp.clone(),
-                size,
-                checksum: computed,
-            })
+            file.sync_all().await.map_err(|e| Fault::Failed(e.to_string()))?;
+            Ok(SnapshotFile { path: temp.clone(), size, checksum: computed })
         }
         .await;
         let file = match received {
@@ -549,30 +464,15 @@ impl<S: ClusterServices> LedgerService<S> {
             }
         };
         let _ = send;
-        let path = self.snapshot_dir.join(format!(
-            "received-{}.{}",
-            nanos(),
-            ledger::snapshot::EXTENSION
-        ));
-        tokio::fs::rename(&file.path, &path)
-            .await
-            .map_err(|e| Fault::Failed(e.to_string()))?;
-        let snapshot = Snapshot {
-            meta: offer.meta,
-            snapshot: SnapshotFile { path, ..file },
-        };
-        self.raft
-            .install_full_snapshot(offer.vote, snapshot)
-            .await
-            .map_err(|e| Fault::Failed(e.to_string()))
+        let path = self.snapshot_dir.join(format!("received-{}.{}", nanos(), ledger::snapshot::EXTENSION));
+        tokio::fs::rename(&file.path, &path).await.map_err(|e| Fault::Failed(e.to_string()))?;
+        let snapshot = Snapshot { meta: offer.meta, snapshot: SnapshotFile { path, ..file } };
+        self.raft.install_full_snapshot(offer.vote, snapshot).await.map_err(|e| Fault::Failed(e.to_string()))
     }
 }
 
 fn nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
 }
 
 impl<S: ClusterServices> Handler for LedgerService<S> {
@@ -581,10 +481,7 @@ impl<S: ClusterServices> Handler for LedgerService<S> {
             return refuse(
                 &mut send,
                 &mut recv,
-                Fault::WrongMember {
-                    expected: header.target,
-                    actual: self.node_id,
-                },
+                Fault::WrongMember { expected: header.target, actual: self.node_id },
                 &peer,
             )
             .await;
@@ -593,59 +490,35 @@ impl<S: ClusterServices> Handler for LedgerService<S> {
         let fail = |e: &dyn std::fmt::Display| Fault::Failed(e.to_string());
         match header.kind {
             Kind::Append => {
-                self.unary(
-                    &mut send,
-                    &mut recv,
-                    &peer,
-                    |req: AppendEntriesRequest<TypeConfig>| async move {
-                        raft.append_entries(req).await.map_err(|e| fail(&e))
-                    },
-                )
+                self.unary(&mut send, &mut recv, &peer, |req: AppendEntriesRequest<TypeConfig>| async move {
+                    raft.append_entries(req).await.map_err(|e| fail(&e))
+                })
                 .await
             }
             Kind::StreamAppend => self.stream_append(send, recv, peer).await,
             Kind::Vote => {
-                self.unary(
-                    &mut send,
-                    &mut recv,
-                    &peer,
-                    |req: VoteRequest<TypeConfig>| async move {
-                        raft.vote(req).await.map_err(|e| fail(&e))
-                    },
-                )
+                self.unary(&mut send, &mut recv, &peer, |req: VoteRequest<TypeConfig>| async move {
+                    raft.vote(req).await.map_err(|e| fail(&e))
+                })
                 .await
             }
             Kind::PreVote => {
-                self.unary(
-                    &mut send,
-                    &mut recv,
-                    &peer,
-                    |req: VoteRequest<TypeConfig>| async move {
-                        raft.pre_vote(req).await.map_err(|e| fail(&e))
-                    },
-                )
+                self.unary(&mut send, &mut recv, &peer, |req: VoteRequest<TypeConfig>| async move {
+                    raft.pre_vote(req).await.map_err(|e| fail(&e))
+                })
                 .await
             }
             Kind::TransferLeader => {
-                self.unary(
-                    &mut send,
-                    &mut recv,
-                    &peer,
-                    |req: TransferLeaderRequest<TypeConfig>| async move {
-                        raft.handle_transfer_leader(req).await.map_err(|e| fail(&e))
-                    },
-                )
+                self.unary(&mut send, &mut recv, &peer, |req: TransferLeaderRequest<TypeConfig>| async move {
+                    raft.handle_transfer_leader(req).await.map_err(|e| fail(&e))
+                })
                 .await
             }
             Kind::Snapshot => {
-                let reply = tokio::time::timeout(
-                    Duration::from_secs(3600),
-                    self.receive_snapshot(&mut send, &mut recv),
-                )
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Fault::Failed("snapshot transfer took over an hour".into()))
-                });
+                let reply =
+                    tokio::time::timeout(Duration::from_secs(3600), self.receive_snapshot(&mut send, &mut recv))
+                        .await
+                        .unwrap_or_else(|_| Err(Fault::Failed("snapshot transfer took over an hour".into())));
                 if let Err(fault) = &reply {
                     tracing::warn!(peer = %peer.addr, %fault, "snapshot not installed");
                 }
@@ -681,15 +554,8 @@ pub async fn forward(
     request: &ProposeRequest,
     timeout: Duration,
 ) -> Result<Proposed, ProposeError> {
-    let reply: Result<Result<Proposed, ProposeError>, TransportError> = endpoint
-        .unary(
-            &member.raft_addr,
-            &member.name,
-            Header::new(Kind::Forward, leader),
-            request,
-            timeout,
-        )
-        .await;
+    let reply: Result<Result<Proposed, ProposeError>, TransportError> =
+        endpoint.unary(&member.raft_addr, &member.name, Header::new(Kind::Forward, leader), request, timeout).await;
     match reply {
         Ok(result) => result,
         Err(TransportError::Timeout(t)) => Err(ProposeError::Timeout(t.as_millis() as u64)),

@@ -21,17 +21,10 @@ use transport::pki::TlsIdentity;
 struct Echo;
 
 impl Handler for Echo {
-    async fn handle(
-        &self,
-        _header: Header,
-        mut send: SendStream,
-        mut recv: RecvStream,
-        peer: Peer,
-    ) {
+    async fn handle(&self, _header: Header, mut send: SendStream, mut recv: RecvStream, peer: Peer) {
         match frame::read_value::<String>(&mut recv, 1024).await {
             Ok(text) => {
-                let reply: Result<String, Fault> =
-                    Ok(format!("{}:{text}", peer.name.unwrap_or_default()));
+                let reply: Result<String, Fault> = Ok(format!("{}:{text}", peer.name.unwrap_or_default()));
                 let _ = frame::write_value(&mut send, &reply).await;
                 let _ = send.finish();
             }
@@ -45,20 +38,11 @@ fn identity(ca: &ClusterCa, name: &str) -> TlsIdentity {
 }
 
 fn limits() -> Limits {
-    Limits {
-        connect_timeout: Duration::from_secs(2),
-        max_frame: 1024,
-        ..Limits::default()
-    }
+    Limits { connect_timeout: Duration::from_secs(2), max_frame: 1024, ..Limits::default() }
 }
 
 async fn server(ca: &ClusterCa) -> (Arc<Endpoint>, String) {
-    let endpoint = Endpoint::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        &identity(ca, "node-a"),
-        limits(),
-    )
-    .unwrap();
+    let endpoint = Endpoint::bind("127.0.0.1:0".parse().unwrap(), &identity(ca, "node-a"), limits()).unwrap();
     let addr = endpoint.local_addr().unwrap().to_string();
     tokio::spawn(endpoint.clone().serve(Arc::new(Echo)));
     (endpoint, addr)
@@ -70,13 +54,7 @@ async fn members_of_the_same_ca_talk() {
     let (_server, addr) = server(&ca).await;
     let client = Endpoint::client(&identity(&ca, "node-b"), limits()).unwrap();
     let reply: String = client
-        .unary(
-            &addr,
-            "node-a",
-            Header::new(Kind::Request("echo".into()), 0),
-            &"hi".to_string(),
-            Duration::from_secs(2),
-        )
+        .unary(&addr, "node-a", Header::new(Kind::Request("echo".into()), 0), &"hi".to_string(), Duration::from_secs(2))
         .await
         .unwrap();
     assert_eq!(reply, "node-b:hi");
@@ -110,8 +88,7 @@ async fn a_server_refuses_a_client_certificate_from_another_ca() {
     let (_server, addr) = server(&ca).await;
     let other = ClusterCa::generate("intruder").unwrap();
     let forged = other.issue("node-b", &[]).unwrap();
-    let client_identity =
-        TlsIdentity::from_pem(&ca.cert_pem, &forged.cert_pem, &forged.key_pem).unwrap();
+    let client_identity = TlsIdentity::from_pem(&ca.cert_pem, &forged.cert_pem, &forged.key_pem).unwrap();
     let client = Endpoint::client(&client_identity, limits()).unwrap();
     let result = client
         .unary::<String, String>(
@@ -122,10 +99,7 @@ async fn a_server_refuses_a_client_certificate_from_another_ca() {
             Duration::from_secs(3),
         )
         .await;
-    assert!(
-        result.is_err(),
-        "a forged client certificate was served: {result:?}"
-    );
+    assert!(result.is_err(), "a forged client certificate was served: {result:?}");
 }
 
 #[tokio::test]
@@ -137,17 +111,13 @@ async fn a_malformed_frame_ends_the_stream_not_the_connection() {
     // A header that is not a header.
     let conn = client.connection(&addr, "node-a").await.unwrap();
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    frame::write_frame(&mut send, &[0xff, 0xff, 0xff, 0xff, 0x07])
-        .await
-        .unwrap();
+    frame::write_frame(&mut send, &[0xff, 0xff, 0xff, 0xff, 0x07]).await.unwrap();
     let reply: Result<(), Fault> = frame::read_value(&mut recv, 1024).await.unwrap();
     assert!(matches!(reply, Err(Fault::Malformed(_))), "{reply:?}");
 
     // A frame larger than the limit is refused before it is read.
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    frame::write_value(&mut send, &Header::new(Kind::Request("echo".into()), 0))
-        .await
-        .unwrap();
+    frame::write_value(&mut send, &Header::new(Kind::Request("echo".into()), 0)).await.unwrap();
     send.write_all(&(1u32 << 30).to_le_bytes()).await.unwrap();
     let reply: Result<(), Fault> = frame::read_value(&mut recv, 1024).await.unwrap();
     assert!(matches!(reply, Err(Fault::TooLarge { .. })), "{reply:?}");

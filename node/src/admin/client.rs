@@ -26,20 +26,12 @@ impl CtlTls {
     /// init` writes next to the CA) or `node.crt`/`node.key` (a node's `tls` folder).
     pub fn from_dir(dir: &Path) -> anyhow::Result<CtlTls> {
         let read = |name: &str| {
-            std::fs::read_to_string(dir.join(name))
-                .with_context(|| format!("reading {}", dir.join(name).display()))
+            std::fs::read_to_string(dir.join(name)).with_context(|| format!("reading {}", dir.join(name).display()))
         };
         let ca_pem = read("ca.crt")?;
-        let (cert, key) = if dir.join("admin.crt").exists() {
-            ("admin.crt", "admin.key")
-        } else {
-            ("node.crt", "node.key")
-        };
-        Ok(CtlTls {
-            ca_pem,
-            cert_pem: read(cert)?,
-            key_pem: read(key)?,
-        })
+        let (cert, key) =
+            if dir.join("admin.crt").exists() { ("admin.crt", "admin.key") } else { ("node.crt", "node.key") };
+        Ok(CtlTls { ca_pem, cert_pem: read(cert)?, key_pem: read(key)? })
     }
 }
 
@@ -50,11 +42,7 @@ fn host_of(addr: &str) -> &str {
 }
 
 /// Connects to the admin service at `addr`.
-pub async fn connect(
-    addr: &str,
-    tls: &CtlTls,
-    timeout: Duration,
-) -> anyhow::Result<AdminClient<Channel>> {
+pub async fn connect(addr: &str, tls: &CtlTls, timeout: Duration) -> anyhow::Result<AdminClient<Channel>> {
     let config = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&tls.ca_pem))
         .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
@@ -84,11 +72,7 @@ where
         match f(client).await {
             Ok(reply) => return Ok(reply.into_inner()),
             Err(status) if status.code() == tonic::Code::FailedPrecondition => {
-                match status
-                    .metadata()
-                    .get(LEADER_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                {
+                match status.metadata().get(LEADER_HEADER).and_then(|v| v.to_str().ok()) {
                     Some(leader) if leader != target => target = leader.to_string(),
                     _ => anyhow::bail!("{}", status.message()),
                 }

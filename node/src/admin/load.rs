@@ -15,12 +15,7 @@ use ledger::command::Command;
 use super::pb::RunLoadReply;
 use crate::cluster::LedgerNode;
 
-pub async fn run(
-    node: Arc<LedgerNode>,
-    writers: usize,
-    duration: Duration,
-    value_bytes: usize,
-) -> RunLoadReply {
+pub async fn run(node: Arc<LedgerNode>, writers: usize, duration: Duration, value_bytes: usize) -> RunLoadReply {
     let started = Instant::now();
     let until = started + duration;
     let value: String = "x".repeat(value_bytes);
@@ -33,10 +28,7 @@ pub async fn run(
             let (mut writes, mut errors, mut first_error) = (0u64, 0u64, String::new());
             let key = format!("bench/writer-{w}");
             while Instant::now() < until {
-                let command = Command::PutSetting {
-                    key: key.clone(),
-                    value: value.clone(),
-                };
+                let command = Command::PutSetting { key: key.clone(), value: value.clone() };
                 let t = Instant::now();
                 match node.propose(&command, Duration::from_secs(5)).await {
                     Ok(_) => {

@@ -38,9 +38,7 @@ impl From<AdminError> for tonic::Status {
                     Some(addr) => {
                         format!("this node is not the leader; the leader's admin address is {addr}")
                     }
-                    None => {
-                        "this node is not the leader and no leader is known right now".to_string()
-                    }
+                    None => "this node is not the leader and no leader is known right now".to_string(),
                 });
                 if let Some(addr) = leader_admin
                     && let Ok(value) = addr.parse()

@@ -42,9 +42,7 @@ impl AdminService {
             return Ok(());
         }
         let leader = self.node.metrics().current_leader;
-        let leader_admin = leader
-            .and_then(|id| self.node.member(id))
-            .map(|m| m.admin_addr);
+        let leader_admin = leader.and_then(|id| self.node.member(id)).map(|m| m.admin_addr);
         Err(AdminError::NotLeader { leader_admin })
     }
 
@@ -58,17 +56,10 @@ impl AdminService {
         }
     }
 
-    async fn change(
-        &self,
-        change: ChangeMembers<NodeId, Member>,
-    ) -> Result<pb::MembershipReply, AdminError> {
+    async fn change(&self, change: ChangeMembers<NodeId, Member>) -> Result<pb::MembershipReply, AdminError> {
         self.require_leader()?;
-        let response = self
-            .node
-            .raft
-            .change_membership(change, false)
-            .await
-            .map_err(|e| AdminError::Failed(e.to_string()))?;
+        let response =
+            self.node.raft.change_membership(change, false).await.map_err(|e| AdminError::Failed(e.to_string()))?;
         Ok(self.membership_reply(response.log_id.index))
     }
 
@@ -76,44 +67,23 @@ impl AdminService {
         self.require_leader()?;
         let metrics = self.node.metrics();
         if to == self.node.id {
-            return Err(AdminError::InvalidArgument(
-                "this node already leads".into(),
-            ));
+            return Err(AdminError::InvalidArgument("this node already leads".into()));
         }
-        if !metrics
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|v| v == to)
-        {
+        if !metrics.membership_config.membership().voter_ids().any(|v| v == to) {
             return Err(AdminError::InvalidArgument(format!("{to} is not a voter")));
         }
         let started = Instant::now();
-        self.node
-            .raft
-            .trigger()
-            .transfer_leader(to)
-            .await
-            .map_err(|e| AdminError::Failed(e.to_string()))?;
+        self.node.raft.trigger().transfer_leader(to).await.map_err(|e| AdminError::Failed(e.to_string()))?;
         let me = self.node.id;
-        let waited = self
-            .node
-            .wait_until(Duration::from_secs(5), move |m| {
-                m.current_leader.is_some_and(|l| l != me)
-            })
-            .await;
+        let waited =
+            self.node.wait_until(Duration::from_secs(5), move |m| m.current_leader.is_some_and(|l| l != me)).await;
         let new_leader = match waited {
             Some(m) => m.current_leader.unwrap_or(to),
             None => {
-                return Err(AdminError::Unavailable(format!(
-                    "leadership did not move to {to} within 5 s"
-                )));
+                return Err(AdminError::Unavailable(format!("leadership did not move to {to} within 5 s")));
             }
         };
-        Ok(pb::TransferLeaderReply {
-            new_leader,
-            elapsed_ms: started.elapsed().as_millis() as u64,
-        })
+        Ok(pb::TransferLeaderReply { new_leader, elapsed_ms: started.elapsed().as_millis() as u64 })
     }
 }
 
@@ -128,21 +98,11 @@ fn member_spec(id: NodeId, m: &Member) -> pb::MemberSpec {
 }
 
 pub fn member_from_spec(spec: &pb::MemberSpec) -> Result<(NodeId, Member), AdminError> {
-    if spec.id == 0
-        || spec.name.is_empty()
-        || spec.raft_addr.is_empty()
-        || spec.admin_addr.is_empty()
-    {
-        return Err(AdminError::InvalidArgument(
-            "a member needs id, name, raft_addr and admin_addr".into(),
-        ));
+    if spec.id == 0 || spec.name.is_empty() || spec.raft_addr.is_empty() || spec.admin_addr.is_empty() {
+        return Err(AdminError::InvalidArgument("a member needs id, name, raft_addr and admin_addr".into()));
     }
-    let ledger_format = u16::try_from(spec.ledger_format).map_err(|_| {
-        AdminError::InvalidArgument(format!(
-            "ledger_format {} is out of range",
-            spec.ledger_format
-        ))
-    })?;
+    let ledger_format = u16::try_from(spec.ledger_format)
+        .map_err(|_| AdminError::InvalidArgument(format!("ledger_format {} is out of range", spec.ledger_format)))?;
     Ok((
         spec.id,
         Member {
@@ -166,9 +126,7 @@ fn state_name(state: ServerState) -> &'static str {
 
 fn propose_status(e: ProposeError) -> Status {
     match e {
-        ProposeError::Command(_) | ProposeError::MemberTooOld { .. } => {
-            Status::invalid_argument(e.to_string())
-        }
+        ProposeError::Command(_) | ProposeError::MemberTooOld { .. } => Status::invalid_argument(e.to_string()),
         ProposeError::Timeout(_) | ProposeError::NoLeader => Status::unavailable(e.to_string()),
         other => Status::unavailable(other.to_string()),
     }
@@ -188,11 +146,7 @@ impl pb::admin_server::Admin for AdminService {
         let members = membership
             .nodes()
             .map(|(id, member)| {
-                let matched = m
-                    .replication
-                    .as_ref()
-                    .and_then(|r| r.get(id))
-                    .map(|l| l.map(|l| l.index).unwrap_or(0));
+                let matched = m.replication.as_ref().and_then(|r| r.get(id)).map(|l| l.map(|l| l.index).unwrap_or(0));
                 let heartbeat_age_ms = m
                     .heartbeat
                     .as_ref()
@@ -231,10 +185,7 @@ impl pb::admin_server::Admin for AdminService {
             applied: m.last_applied.map(|l| l.index),
             snapshot: m.snapshot.map(|l| l.index),
             purged: m.purged.map(|l| l.index),
-            millis_since_quorum_ack: m
-                .last_quorum_acked
-                .as_ref()
-                .map(|t| (**t).elapsed().as_millis() as u64),
+            millis_since_quorum_ack: m.last_quorum_acked.as_ref().map(|t| (**t).elapsed().as_millis() as u64),
             members,
             initialized: !voters.is_empty(),
             backend: self.node.backend().as_str().into(),
@@ -252,58 +203,35 @@ impl pb::admin_server::Admin for AdminService {
         for spec in &request.get_ref().members {
             let (id, member) = member_from_spec(spec)?;
             if member.ledger_format > LEDGER_FORMAT {
-                return Err(Status::invalid_argument(format!(
-                    "member {id} runs a newer ledger format"
-                )));
+                return Err(Status::invalid_argument(format!("member {id} runs a newer ledger format")));
             }
             members.insert(id, member);
         }
         if members.is_empty() {
             return Err(Status::invalid_argument("no members given"));
         }
-        self.node
-            .initialize(members)
-            .await
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        let _ = self
-            .node
-            .wait_until(Duration::from_secs(10), |m| m.current_leader.is_some())
-            .await;
+        self.node.initialize(members).await.map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let _ = self.node.wait_until(Duration::from_secs(10), |m| m.current_leader.is_some()).await;
         Ok(Response::new(self.membership_reply(0)))
     }
 
-    async fn add_learner(
-        &self,
-        request: Request<pb::MemberSpec>,
-    ) -> Result<Response<pb::MembershipReply>, Status> {
+    async fn add_learner(&self, request: Request<pb::MemberSpec>) -> Result<Response<pb::MembershipReply>, Status> {
         self.require_leader()?;
         let (id, member) = member_from_spec(request.get_ref())?;
-        let response = self
-            .node
-            .raft
-            .add_learner(id, member, false)
-            .await
-            .map_err(|e| AdminError::Failed(e.to_string()))?;
+        let response =
+            self.node.raft.add_learner(id, member, false).await.map_err(|e| AdminError::Failed(e.to_string()))?;
         Ok(Response::new(self.membership_reply(response.log_id.index)))
     }
 
-    async fn promote(
-        &self,
-        request: Request<pb::NodeIds>,
-    ) -> Result<Response<pb::MembershipReply>, Status> {
+    async fn promote(&self, request: Request<pb::NodeIds>) -> Result<Response<pb::MembershipReply>, Status> {
         let ids: BTreeSet<NodeId> = request.get_ref().ids.iter().copied().collect();
         if ids.is_empty() {
             return Err(Status::invalid_argument("no node ids given"));
         }
-        Ok(Response::new(
-            self.change(ChangeMembers::AddVoterIds(ids)).await?,
-        ))
+        Ok(Response::new(self.change(ChangeMembers::AddVoterIds(ids)).await?))
     }
 
-    async fn remove(
-        &self,
-        request: Request<pb::NodeIds>,
-    ) -> Result<Response<pb::MembershipReply>, Status> {
+    async fn remove(&self, request: Request<pb::NodeIds>) -> Result<Response<pb::MembershipReply>, Status> {
         let ids: BTreeSet<NodeId> = request.get_ref().ids.iter().copied().collect();
         if ids.is_empty() {
             return Err(Status::invalid_argument("no node ids given"));
@@ -319,10 +247,7 @@ impl pb::admin_server::Admin for AdminService {
         let remaining: BTreeSet<NodeId> = {
             let m = self.node.metrics();
             let membership = m.membership_config.membership();
-            ids.iter()
-                .copied()
-                .filter(|id| membership.get_node(id).is_some())
-                .collect()
+            ids.iter().copied().filter(|id| membership.get_node(id).is_some()).collect()
         };
         if !remaining.is_empty() {
             reply = self.change(ChangeMembers::RemoveNodes(remaining)).await?;
@@ -337,10 +262,7 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(self.transfer(request.get_ref().to).await?))
     }
 
-    async fn step_down(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::TransferLeaderReply>, Status> {
+    async fn step_down(&self, _: Request<pb::Empty>) -> Result<Response<pb::TransferLeaderReply>, Status> {
         self.require_leader()?;
         let m = self.node.metrics();
         let voters: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
@@ -360,12 +282,7 @@ impl pb::admin_server::Admin for AdminService {
 
     async fn snapshot(&self, _: Request<pb::Empty>) -> Result<Response<pb::SnapshotReply>, Status> {
         let applied = self.node.metrics().last_applied.map(|l| l.index);
-        self.node
-            .raft
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|e| AdminError::Failed(e.to_string()))?;
+        self.node.raft.trigger().snapshot().await.map_err(|e| AdminError::Failed(e.to_string()))?;
         let done = self
             .node
             .wait_until(Duration::from_secs(60), move |m| {
@@ -373,19 +290,12 @@ impl pb::admin_server::Admin for AdminService {
             })
             .await;
         match done {
-            Some(m) => Ok(Response::new(pb::SnapshotReply {
-                index: m.snapshot.map(|l| l.index),
-            })),
-            None => Err(Status::unavailable(
-                "the snapshot did not complete within 60 s",
-            )),
+            Some(m) => Ok(Response::new(pb::SnapshotReply { index: m.snapshot.map(|l| l.index) })),
+            None => Err(Status::unavailable("the snapshot did not complete within 60 s")),
         }
     }
 
-    async fn put_setting(
-        &self,
-        request: Request<pb::PutSettingRequest>,
-    ) -> Result<Response<pb::ProposeReply>, Status> {
+    async fn put_setting(&self, request: Request<pb::PutSettingRequest>) -> Result<Response<pb::ProposeReply>, Status> {
         let r = request.into_inner();
         let timeout = match r.timeout_ms {
             0 => DEFAULT_PROPOSE_TIMEOUT,
@@ -393,13 +303,7 @@ impl pb::admin_server::Admin for AdminService {
         };
         let proposed = self
             .node
-            .propose(
-                &Command::PutSetting {
-                    key: r.key,
-                    value: r.value,
-                },
-                timeout,
-            )
+            .propose(&Command::PutSetting { key: r.key, value: r.value }, timeout)
             .await
             .map_err(propose_status)?;
         let outcome = match proposed.applied {
@@ -428,28 +332,12 @@ impl pb::admin_server::Admin for AdminService {
                 .await
                 .map_err(|e| Status::unavailable(e.to_string()))?;
         }
-        let value = self
-            .node
-            .state
-            .setting(&r.key)
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(pb::GetSettingReply {
-            value,
-            applied: self.node.state.applied().map(|l| l.index),
-        }))
+        let value = self.node.state.setting(&r.key).await.map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::GetSettingReply { value, applied: self.node.state.applied().map(|l| l.index) }))
     }
 
-    async fn state_hash(
-        &self,
-        _: Request<pb::Empty>,
-    ) -> Result<Response<pb::StateHashReply>, Status> {
-        let h = self
-            .node
-            .state
-            .state_hash()
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+    async fn state_hash(&self, _: Request<pb::Empty>) -> Result<Response<pb::StateHashReply>, Status> {
+        let h = self.node.state.state_hash().await.map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::StateHashReply {
             applied: h.applied.map(|l| l.index),
             hash: ledger::snapshot::hex(&h.hash),
@@ -457,25 +345,16 @@ impl pb::admin_server::Admin for AdminService {
         }))
     }
 
-    async fn run_load(
-        &self,
-        request: Request<pb::RunLoadRequest>,
-    ) -> Result<Response<pb::RunLoadReply>, Status> {
+    async fn run_load(&self, request: Request<pb::RunLoadRequest>) -> Result<Response<pb::RunLoadReply>, Status> {
         let r = request.into_inner();
         if r.writers == 0 || r.writers > 4096 {
-            return Err(Status::invalid_argument(
-                "writers must be between 1 and 4096",
-            ));
+            return Err(Status::invalid_argument("writers must be between 1 and 4096"));
         }
         if r.duration_ms == 0 || r.duration_ms > 600_000 {
-            return Err(Status::invalid_argument(
-                "duration_ms must be between 1 and 600000",
-            ));
+            return Err(Status::invalid_argument("duration_ms must be between 1 and 600000"));
         }
         if r.value_bytes > 64 * 1024 {
-            return Err(Status::invalid_argument(
-                "value_bytes must be at most 65536",
-            ));
+            return Err(Status::invalid_argument("value_bytes must be at most 65536"));
         }
         let report = super::load::run(
             self.node.clone(),

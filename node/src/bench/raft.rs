@@ -46,6 +46,20 @@ pub struct RaftBenchArgs {
     pub json: bool,
 }
 
+/// Mean of node-side histograms over one load run, per node (diagnostics of where time goes).
+#[derive(Debug, Serialize, Default)]
+pub struct NodeBreakdown {
+    pub node: String,
+    /// Mean log-store transaction (append + fsync) time, ms.
+    pub log_commit_ms: f64,
+    /// Mean write ops per log transaction (group commit factor).
+    pub ops_per_log_commit: f64,
+    /// Mean apply-batch time, ms.
+    pub apply_batch_ms: f64,
+    /// Mean entries per apply batch.
+    pub entries_per_apply: f64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct LoadResult {
     pub writers: u32,
@@ -57,6 +71,7 @@ pub struct LoadResult {
     pub p90_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    pub nodes: Vec<NodeBreakdown>,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,17 +100,10 @@ fn machine() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mem_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
+        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
         .map(|kb| kb / 1024.0 / 1024.0)
         .unwrap_or(0.0);
     format!("{cores} cores ({cpu}), {mem_gib:.0} GiB RAM")
@@ -109,10 +117,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank - 1]
 }
 
-async fn start_cluster(
-    root: &std::path::Path,
-    profile: RaftProfile,
-) -> anyhow::Result<LocalCluster> {
+async fn start_cluster(root: &std::path::Path, profile: RaftProfile) -> anyhow::Result<LocalCluster> {
     if root.exists() {
         std::fs::remove_dir_all(root).with_context(|| format!("removing {}", root.display()))?;
     }
@@ -126,25 +131,71 @@ async fn start_cluster(
     Ok(cluster)
 }
 
-async fn load(
-    cluster: &LocalCluster,
-    writers: u32,
-    seconds: u32,
-    value_bytes: u32,
-) -> anyhow::Result<LoadResult> {
+type Scraped = std::collections::HashMap<String, f64>;
+
+/// `name_sum` and `name_count` of every unlabelled histogram in a node's /metrics.
+async fn scrape(addr: std::net::SocketAddr) -> Scraped {
+    use tokio::io::AsyncReadExt;
+    use tokio::io::AsyncWriteExt;
+    let mut out = Scraped::new();
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else { return out };
+    if stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.is_err() {
+        return out;
+    }
+    let mut body = String::new();
+    if stream.read_to_string(&mut body).await.is_err() {
+        return out;
+    }
+    for line in body.lines() {
+        if line.starts_with('#') || line.contains('{') {
+            continue;
+        }
+        if let Some((name, value)) = line.split_once(' ')
+            && (name.ends_with("_sum") || name.ends_with("_count"))
+            && let Ok(v) = value.trim().parse::<f64>()
+        {
+            out.insert(name.to_string(), v);
+        }
+    }
+    out
+}
+
+/// Mean of histogram `name` between two scrapes.
+fn mean(after: &Scraped, before: &Scraped, name: &str) -> f64 {
+    let get = |m: &Scraped, k: &str| m.get(k).copied().unwrap_or(0.0);
+    let sum = get(after, &format!("{name}_sum")) - get(before, &format!("{name}_sum"));
+    let count = get(after, &format!("{name}_count")) - get(before, &format!("{name}_count"));
+    if count > 0.0 { sum / count } else { 0.0 }
+}
+
+async fn load(cluster: &LocalCluster, writers: u32, seconds: u32, value_bytes: u32) -> anyhow::Result<LoadResult> {
     let leader = cluster.wait_leader(Duration::from_secs(10)).await?;
+    let mut before = Vec::new();
+    for node in &cluster.nodes {
+        before.push(scrape(node.metrics_addr).await);
+    }
+
     let mut client = cluster.client(leader).await?;
     let reply = client
-        .run_load(pb::RunLoadRequest {
-            writers,
-            duration_ms: seconds * 1000,
-            value_bytes,
-        })
+        .run_load(pb::RunLoadRequest { writers, duration_ms: seconds * 1000, value_bytes })
         .await
         .context("running load on the leader")?
         .into_inner();
     let secs = reply.elapsed_us as f64 / 1e6;
+    let mut nodes = Vec::new();
+    for (node, before) in cluster.nodes.iter().zip(&before) {
+        let after = scrape(node.metrics_addr).await;
+        let role = if node.index == leader { " (leader)" } else { "" };
+        nodes.push(NodeBreakdown {
+            node: format!("{}{role}", node.name),
+            log_commit_ms: mean(&after, before, "ledger_log_commit_seconds") * 1000.0,
+            ops_per_log_commit: mean(&after, before, "ledger_log_commit_ops"),
+            apply_batch_ms: mean(&after, before, "ledger_apply_batch_seconds") * 1000.0,
+            entries_per_apply: mean(&after, before, "ledger_apply_batch_entries"),
+        });
+    }
     Ok(LoadResult {
+        nodes,
         writers,
         seconds: secs,
         writes: reply.writes,
@@ -165,16 +216,9 @@ async fn settle(cluster: &LocalCluster, timeout: Duration) -> anyhow::Result<()>
         for node in &cluster.nodes {
             statuses.push(cluster.status(node.index).await.ok());
         }
-        let leader_commit = statuses
-            .iter()
-            .flatten()
-            .find(|s| s.state == "leader")
-            .and_then(|s| s.committed);
+        let leader_commit = statuses.iter().flatten().find(|s| s.state == "leader").and_then(|s| s.committed);
         if leader_commit.is_some()
-            && statuses.iter().all(|s| {
-                s.as_ref()
-                    .is_some_and(|s| s.applied >= leader_commit && s.running == "running")
-            })
+            && statuses.iter().all(|s| s.as_ref().is_some_and(|s| s.applied >= leader_commit && s.running == "running"))
         {
             return Ok(());
         }
@@ -196,12 +240,7 @@ async fn failover(
     for k in 0..kills {
         settle(cluster, Duration::from_secs(30)).await?;
         let leader = cluster.wait_leader(Duration::from_secs(10)).await?;
-        let survivors: Vec<usize> = cluster
-            .nodes
-            .iter()
-            .map(|n| n.index)
-            .filter(|i| *i != leader)
-            .collect();
+        let survivors: Vec<usize> = cluster.nodes.iter().map(|n| n.index).filter(|i| *i != leader).collect();
         // Connect before the kill, so TLS setup is not part of the sample.
         let mut clients = Vec::new();
         for i in &survivors {
@@ -229,8 +268,7 @@ async fn failover(
                 break;
             }
         }
-        let elapsed =
-            accepted.with_context(|| format!("no write accepted within 30 s after kill {k}"))?;
+        let elapsed = accepted.with_context(|| format!("no write accepted within 30 s after kill {k}"))?;
         samples.push(elapsed.as_secs_f64() * 1000.0);
         if !quiet {
             eprintln!(
@@ -257,11 +295,7 @@ async fn failover(
 
 pub async fn run(args: RaftBenchArgs) -> anyhow::Result<()> {
     crate::daemon::init_logging("warn", false);
-    let mut report = Report {
-        machine: machine(),
-        load: Vec::new(),
-        failover: Vec::new(),
-    };
+    let mut report = Report { machine: machine(), load: Vec::new(), failover: Vec::new() };
     let quiet = args.json;
     let say = |s: String| {
         if !quiet {
@@ -269,46 +303,38 @@ pub async fn run(args: RaftBenchArgs) -> anyhow::Result<()> {
         }
     };
 
-    say(format!(
-        "bench raft: 3 nodes on loopback, SQLite with fsync, {}",
-        report.machine
-    ));
+    say(format!("bench raft: 3 nodes on loopback, SQLite with fsync, {}", report.machine));
     let mut cluster = start_cluster(&args.data_dir.join("fast"), RaftProfile::Fast).await?;
     // Warm up connections, caches and the first snapshot.
     load(&cluster, 8, 2, args.value_bytes).await?;
     for &writers in &args.writers {
-        say(format!(
-            "  load: {writers} writers for {} s ...",
-            args.seconds
-        ));
+        say(format!("  load: {writers} writers for {} s ...", args.seconds));
         let result = load(&cluster, writers, args.seconds, args.value_bytes).await?;
         say(format!(
             "  load: {writers} writers: {:.0} commits/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} errors",
             result.commits_per_sec, result.p50_ms, result.p99_ms, result.max_ms, result.errors
         ));
+        for n in &result.nodes {
+            say(format!(
+                "    {}: log commit {:.3} ms for {:.1} ops, apply {:.3} ms for {:.1} entries",
+                n.node, n.log_commit_ms, n.ops_per_log_commit, n.apply_batch_ms, n.entries_per_apply
+            ));
+        }
         report.load.push(result);
     }
     if args.kills > 0 {
-        say(format!(
-            "  failover (fast profile: heartbeat 50 ms, election 150-300 ms): {} kills",
-            args.kills
-        ));
-        report
-            .failover
-            .push(failover(&mut cluster, args.kills, "fast", quiet).await?);
+        say(format!("  failover (fast profile: heartbeat 50 ms, election 150-300 ms): {} kills", args.kills));
+        report.failover.push(failover(&mut cluster, args.kills, "fast", quiet).await?);
     }
     cluster.stop_all().await;
     drop(cluster);
     if args.production_kills > 0 {
-        let mut cluster =
-            start_cluster(&args.data_dir.join("production"), RaftProfile::Production).await?;
+        let mut cluster = start_cluster(&args.data_dir.join("production"), RaftProfile::Production).await?;
         say(format!(
             "  failover (production profile: heartbeat 100 ms, election 500-1000 ms): {} kills",
             args.production_kills
         ));
-        report
-            .failover
-            .push(failover(&mut cluster, args.production_kills, "production", quiet).await?);
+        report.failover.push(failover(&mut cluster, args.production_kills, "production", quiet).await?);
         cluster.stop_all().await;
     }
 
@@ -328,10 +354,7 @@ pub async fn run(args: RaftBenchArgs) -> anyhow::Result<()> {
         println!("| profile | kills | median ms | p99 ms | max ms |");
         println!("|---|---:|---:|---:|---:|");
         for f in &report.failover {
-            println!(
-                "| {} | {} | {:.0} | {:.0} | {:.0} |",
-                f.profile, f.kills, f.median_ms, f.p99_ms, f.max_ms
-            );
+            println!("| {} | {} | {:.0} | {:.0} | {:.0} |", f.profile, f.kills, f.median_ms, f.p99_ms, f.max_ms);
         }
     }
     Ok(())

@@ -13,11 +13,7 @@ use validator_node::admin::pb;
 use validator_node::config::Config;
 
 #[derive(Parser)]
-#[command(
-    name = "validatorctl",
-    version,
-    about = "Operate a ByteLeap HA validator cluster"
-)]
+#[command(name = "validatorctl", version, about = "Operate a ByteLeap HA validator cluster")]
 struct Cli {
     /// Admin address of any node (HOST:PORT). Default: from --config, else $VALIDATORCTL_ADDR.
     #[arg(long, global = true, env = "VALIDATORCTL_ADDR")]
@@ -83,24 +79,17 @@ fn resolve(cli: &Cli) -> anyhow::Result<(String, CtlTls)> {
         .addr
         .clone()
         .or_else(|| config.as_ref().map(|c| c.admin_advertise()))
-        .context(
-            "no node address: pass --addr HOST:PORT or --config FILE (or set VALIDATORCTL_ADDR)",
-        )?;
+        .context("no node address: pass --addr HOST:PORT or --config FILE (or set VALIDATORCTL_ADDR)")?;
     let tls_dir = cli
         .tls_dir
         .clone()
         .or_else(|| config.as_ref().map(|c| c.tls_dir()))
-        .context(
-            "no TLS folder: pass --tls-dir DIR or --config FILE (or set VALIDATORCTL_TLS_DIR)",
-        )?;
+        .context("no TLS folder: pass --tls-dir DIR or --config FILE (or set VALIDATORCTL_TLS_DIR)")?;
     Ok((addr, CtlTls::from_dir(&tls_dir)?))
 }
 
 fn print_json(value: serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&value).unwrap_or_default()
-    );
+    println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
 }
 
 fn membership(reply: &pb::MembershipReply, json: bool) {
@@ -109,10 +98,7 @@ fn membership(reply: &pb::MembershipReply, json: bool) {
             serde_json::json!({"log_index": reply.log_index, "voters": reply.voters, "learners": reply.learners}),
         );
     } else {
-        println!(
-            "voters: {:?}, learners: {:?} (log index {})",
-            reply.voters, reply.learners, reply.log_index
-        );
+        println!("voters: {:?}, learners: {:?} (log index {})", reply.voters, reply.learners, reply.log_index);
     }
 }
 
@@ -150,17 +136,10 @@ async fn status(addr: &str, tls: &CtlTls, json: bool) -> anyhow::Result<()> {
         }));
     } else {
         if !first.initialized {
-            println!(
-                "node {} ({}) is not part of an initialized cluster yet",
-                first.id, first.name
-            );
+            println!("node {} ({}) is not part of an initialized cluster yet", first.id, first.name);
         }
         println!("{}", validator_node::ctl::status_table(&rows));
-        if let Some(leader) = rows
-            .iter()
-            .filter_map(|(_, s)| s.as_ref())
-            .find(|s| s.state == "leader")
-        {
+        if let Some(leader) = rows.iter().filter_map(|(_, s)| s.as_ref()).find(|s| s.state == "leader") {
             println!("{}", validator_node::ctl::members_table(leader));
         }
     }
@@ -180,31 +159,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for a in &admin_addrs {
                 let mut c = connect(a, &tls, Duration::from_secs(5)).await?;
                 members.push(
-                    c.node_info(pb::Empty {})
-                        .await
-                        .with_context(|| format!("asking {a} who it is"))?
-                        .into_inner(),
+                    c.node_info(pb::Empty {}).await.with_context(|| format!("asking {a} who it is"))?.into_inner(),
                 );
             }
             let mut first = connect(&admin_addrs[0], &tls, Duration::from_secs(5)).await?;
-            let reply = first
-                .init_cluster(pb::InitClusterRequest { members })
-                .await?
-                .into_inner();
+            let reply = first.init_cluster(pb::InitClusterRequest { members }).await?.into_inner();
             membership(&reply, json);
         }
         Cmd::AddLearner { admin_addr } => {
             let mut c = connect(&admin_addr, &tls, Duration::from_secs(5)).await?;
-            let spec = c
-                .node_info(pb::Empty {})
-                .await
-                .with_context(|| format!("asking {admin_addr} who it is"))?
-                .into_inner();
+            let spec =
+                c.node_info(pb::Empty {}).await.with_context(|| format!("asking {admin_addr} who it is"))?.into_inner();
             if !json {
-                println!(
-                    "adding {} (id {}, raft {}) as a learner",
-                    spec.name, spec.id, spec.raft_addr
-                );
+                println!("adding {} (id {}, raft {}) as a learner", spec.name, spec.id, spec.raft_addr);
             }
             let reply = on_leader(&addr, &tls, |mut c| {
                 let spec = spec.clone();
@@ -230,36 +197,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             membership(&reply, json);
         }
         Cmd::TransferLeader { id } => {
-            let reply = on_leader(&addr, &tls, |mut c| async move {
-                c.transfer_leader(pb::TransferLeaderRequest { to: id })
-                    .await
-            })
-            .await?;
+            let reply =
+                on_leader(
+                    &addr,
+                    &tls,
+                    |mut c| async move { c.transfer_leader(pb::TransferLeaderRequest { to: id }).await },
+                )
+                .await?;
             if json {
-                print_json(
-                    serde_json::json!({"new_leader": reply.new_leader, "elapsed_ms": reply.elapsed_ms}),
-                );
+                print_json(serde_json::json!({"new_leader": reply.new_leader, "elapsed_ms": reply.elapsed_ms}));
             } else {
-                println!(
-                    "node {} leads now ({} ms)",
-                    reply.new_leader, reply.elapsed_ms
-                );
+                println!("node {} leads now ({} ms)", reply.new_leader, reply.elapsed_ms);
             }
         }
         Cmd::StepDown => {
-            let reply = on_leader(&addr, &tls, |mut c| async move {
-                c.step_down(pb::Empty {}).await
-            })
-            .await?;
+            let reply = on_leader(&addr, &tls, |mut c| async move { c.step_down(pb::Empty {}).await }).await?;
             if json {
-                print_json(
-                    serde_json::json!({"new_leader": reply.new_leader, "elapsed_ms": reply.elapsed_ms}),
-                );
+                print_json(serde_json::json!({"new_leader": reply.new_leader, "elapsed_ms": reply.elapsed_ms}));
             } else {
-                println!(
-                    "node {} leads now ({} ms)",
-                    reply.new_leader, reply.elapsed_ms
-                );
+                println!("node {} leads now ({} ms)", reply.new_leader, reply.elapsed_ms);
             }
         }
         Cmd::Snapshot => {
@@ -268,41 +224,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(serde_json::json!({"index": reply.index}));
             } else {
-                println!(
-                    "snapshot at log index {}",
-                    reply
-                        .index
-                        .map(|i| i.to_string())
-                        .unwrap_or_else(|| "-".into())
-                );
+                println!("snapshot at log index {}", reply.index.map(|i| i.to_string()).unwrap_or_else(|| "-".into()));
             }
         }
         Cmd::Setting(SettingCmd::Get { key, linearizable }) => {
             let reply = if linearizable {
                 on_leader(&addr, &tls, |mut c| {
                     let key = key.clone();
-                    async move {
-                        c.get_setting(pb::GetSettingRequest {
-                            key,
-                            linearizable: true,
-                        })
-                        .await
-                    }
+                    async move { c.get_setting(pb::GetSettingRequest { key, linearizable: true }).await }
                 })
                 .await?
             } else {
                 let mut c = connect(&addr, &tls, Duration::from_secs(5)).await?;
-                c.get_setting(pb::GetSettingRequest {
-                    key: key.clone(),
-                    linearizable: false,
-                })
-                .await?
-                .into_inner()
+                c.get_setting(pb::GetSettingRequest { key: key.clone(), linearizable: false }).await?.into_inner()
             };
             if json {
-                print_json(
-                    serde_json::json!({"key": key, "value": reply.value, "applied": reply.applied}),
-                );
+                print_json(serde_json::json!({"key": key, "value": reply.value, "applied": reply.applied}));
             } else {
                 match reply.value {
                     Some(v) => println!("{v}"),
@@ -312,14 +249,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Setting(SettingCmd::Put { key, value }) => {
             let mut c = connect(&addr, &tls, Duration::from_secs(5)).await?;
-            let reply = c
-                .put_setting(pb::PutSettingRequest {
-                    key,
-                    value,
-                    timeout_ms: 0,
-                })
-                .await?
-                .into_inner();
+            let reply = c.put_setting(pb::PutSettingRequest { key, value, timeout_ms: 0 }).await?.into_inner();
             if json {
                 print_json(
                     serde_json::json!({"index": reply.index, "term": reply.term, "leader": reply.leader, "outcome": reply.outcome}),
@@ -335,17 +265,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut c = connect(&addr, &tls, Duration::from_secs(5)).await?;
             let reply = c.state_hash(pb::Empty {}).await?.into_inner();
             if json {
-                print_json(
-                    serde_json::json!({"applied": reply.applied, "hash": reply.hash, "rows": reply.rows}),
-                );
+                print_json(serde_json::json!({"applied": reply.applied, "hash": reply.hash, "rows": reply.rows}));
             } else {
                 println!(
                     "{} at applied index {} ({} rows)",
                     reply.hash,
-                    reply
-                        .applied
-                        .map(|i| i.to_string())
-                        .unwrap_or_else(|| "-".into()),
+                    reply.applied.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
                     reply.rows
                 );
             }
@@ -357,11 +282,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn main() {
     let cli = Cli::parse();
     validator_node::install_crypto();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting tokio: {e}");

@@ -24,59 +24,26 @@ pub fn describe() {
     describe_gauge!("raft_committed_index", "index of the last committed entry");
     describe_gauge!("raft_applied_index", "index of the last applied entry");
     describe_gauge!("raft_apply_lag", "committed minus applied entries");
-    describe_gauge!(
-        "raft_snapshot_index",
-        "last log index covered by the current snapshot"
-    );
+    describe_gauge!("raft_snapshot_index", "last log index covered by the current snapshot");
     describe_gauge!("raft_purged_index", "last purged log index");
-    describe_gauge!(
-        "raft_millis_since_quorum_ack",
-        "leader only: ms since a quorum acknowledged this leader"
-    );
-    describe_gauge!(
-        "raft_replication_lag",
-        "leader only: entries a follower is behind"
-    );
-    describe_gauge!(
-        "raft_heartbeat_age_ms",
-        "leader only: ms since a follower acknowledged a heartbeat"
-    );
+    describe_gauge!("raft_millis_since_quorum_ack", "leader only: ms since a quorum acknowledged this leader");
+    describe_gauge!("raft_replication_lag", "leader only: entries a follower is behind");
+    describe_gauge!("raft_heartbeat_age_ms", "leader only: ms since a follower acknowledged a heartbeat");
     describe_gauge!("raft_voters", "number of voters in the membership");
-    describe_counter!(
-        "raft_leader_changes_total",
-        "times this node saw the leader change"
-    );
-    describe_histogram!(
-        "ledger_log_commit_seconds",
-        "log store transaction commit (fsync) latency"
-    );
+    describe_counter!("raft_leader_changes_total", "times this node saw the leader change");
+    describe_histogram!("ledger_log_commit_seconds", "log store transaction commit (fsync) latency");
     describe_histogram!("ledger_proposal_seconds", "proposal to applied latency");
+    describe_histogram!("ledger_log_commit_ops", "write operations per log store transaction (group commit)");
+    describe_histogram!("ledger_apply_batch_seconds", "time to apply one batch of entries");
+    describe_histogram!("ledger_apply_batch_entries", "entries per apply batch");
     describe_histogram!("ledger_snapshot_build_seconds", "snapshot build time");
-    describe_counter!(
-        "ledger_entries_applied_total",
-        "log entries applied to the state machine"
-    );
+    describe_counter!("ledger_entries_applied_total", "log entries applied to the state machine");
     describe_counter!("ledger_log_write_errors_total", "log store write failures");
-    describe_counter!(
-        "ledger_snapshots_installed_total",
-        "snapshots installed from a leader"
-    );
-    describe_counter!(
-        "ledger_proposals_failed_total",
-        "proposals that did not commit, by reason"
-    );
-    describe_counter!(
-        "transport_handshakes_refused_total",
-        "cluster connections refused at the TLS handshake"
-    );
-    describe_counter!(
-        "transport_streams_refused_total",
-        "cluster streams refused (malformed, wrong member)"
-    );
-    describe_counter!(
-        "transport_snapshots_refused_total",
-        "snapshots refused (size or checksum)"
-    );
+    describe_counter!("ledger_snapshots_installed_total", "snapshots installed from a leader");
+    describe_counter!("ledger_proposals_failed_total", "proposals that did not commit, by reason");
+    describe_counter!("transport_handshakes_refused_total", "cluster connections refused at the TLS handshake");
+    describe_counter!("transport_streams_refused_total", "cluster streams refused (malformed, wrong member)");
+    describe_counter!("transport_snapshots_refused_total", "snapshots refused (size or checksum)");
 }
 
 /// Mirrors Raft metrics into the registry until Raft stops.
@@ -93,24 +60,17 @@ pub async fn mirror(node: Arc<LedgerNode>) {
             last_leader = m.current_leader;
         }
         let idx = |l: Option<ledger::types::LogId>| l.map(|l| l.index as f64).unwrap_or(0.0);
-        metrics::gauge!("raft_is_leader").set(if m.state == ServerState::Leader {
-            1.0
-        } else {
-            0.0
-        });
+        metrics::gauge!("raft_is_leader").set(if m.state == ServerState::Leader { 1.0 } else { 0.0 });
         metrics::gauge!("raft_term").set(m.current_term as f64);
         metrics::gauge!("raft_last_log_index").set(m.last_log_index.unwrap_or(0) as f64);
         metrics::gauge!("raft_committed_index").set(idx(m.local_committed));
         metrics::gauge!("raft_applied_index").set(idx(m.last_applied));
-        metrics::gauge!("raft_apply_lag")
-            .set((idx(m.local_committed) - idx(m.last_applied)).max(0.0));
+        metrics::gauge!("raft_apply_lag").set((idx(m.local_committed) - idx(m.last_applied)).max(0.0));
         metrics::gauge!("raft_snapshot_index").set(idx(m.snapshot));
         metrics::gauge!("raft_purged_index").set(idx(m.purged));
-        metrics::gauge!("raft_voters")
-            .set(m.membership_config.membership().voter_ids().count() as f64);
+        metrics::gauge!("raft_voters").set(m.membership_config.membership().voter_ids().count() as f64);
         if let Some(acked) = &m.last_quorum_acked {
-            metrics::gauge!("raft_millis_since_quorum_ack")
-                .set((**acked).elapsed().as_millis() as f64);
+            metrics::gauge!("raft_millis_since_quorum_ack").set((**acked).elapsed().as_millis() as f64);
         }
         if let Some(replication) = &m.replication {
             let last = m.last_log_index.unwrap_or(0);

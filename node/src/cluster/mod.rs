@@ -69,31 +69,16 @@ impl LedgerNode {
     /// Opens the ledger and starts Raft and the cluster transport.
     pub async fn start(config: &Config) -> anyhow::Result<Arc<LedgerNode>> {
         let data_dir = config.data_dir();
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("creating {}", data_dir.display()))?;
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let (db, storage) = Storage::open(&config.database.url, &data_dir)
             .await
-            .with_context(|| {
-                format!(
-                    "opening the ledger at {}",
-                    ledger::store::redact(&config.database.url)
-                )
-            })?;
+            .with_context(|| format!("opening the ledger at {}", ledger::store::redact(&config.database.url)))?;
         let tls = config.tls_dir();
-        let identity = TlsIdentity::load(
-            &tls.join("ca.crt"),
-            &tls.join("node.crt"),
-            &tls.join("node.key"),
-        )
-        .context("loading the node's TLS identity (run `validator init` first)")?;
-        let limits = Limits {
-            max_snapshot: config.cluster.max_snapshot_mib << 20,
-            ..Limits::default()
-        };
-        let endpoint =
-            Endpoint::bind(config.cluster.listen, &identity, limits).with_context(|| {
-                format!("binding the cluster transport on {}", config.cluster.listen)
-            })?;
+        let identity = TlsIdentity::load(&tls.join("ca.crt"), &tls.join("node.crt"), &tls.join("node.key"))
+            .context("loading the node's TLS identity (run `validator init` first)")?;
+        let limits = Limits { max_snapshot: config.cluster.max_snapshot_mib << 20, ..Limits::default() };
+        let endpoint = Endpoint::bind(config.cluster.listen, &identity, limits)
+            .with_context(|| format!("binding the cluster transport on {}", config.cluster.listen))?;
 
         let t = config.raft.timings();
         let raft_config = openraft::Config {
@@ -102,9 +87,7 @@ impl LedgerNode {
             election_timeout_min: t.election_min_ms,
             election_timeout_max: t.election_max_ms,
             install_snapshot_timeout: config.raft.snapshot_send_timeout_ms,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(
-                config.raft.snapshot_every_entries,
-            ),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.raft.snapshot_every_entries),
             max_in_snapshot_log_to_keep: config.raft.keep_entries_after_snapshot,
             enable_pre_vote: Some(true),
             max_payload_entries: 1000,
@@ -121,15 +104,10 @@ impl LedgerNode {
             ledger_format: LEDGER_FORMAT,
         };
         let state = storage.reader.clone();
-        let raft = Raft::new(
-            id,
-            Arc::new(raft_config),
-            Network::new(endpoint.clone()),
-            storage.log,
-            storage.state_machine,
-        )
-        .await
-        .context("starting raft")?;
+        let raft =
+            Raft::new(id, Arc::new(raft_config), Network::new(endpoint.clone()), storage.log, storage.state_machine)
+                .await
+                .context("starting raft")?;
         let node = Arc::new(LedgerNode {
             id,
             me,
@@ -140,13 +118,7 @@ impl LedgerNode {
             data_dir: data_dir.clone(),
             leader_changes: AtomicU64::new(0),
         });
-        let service = LedgerService::new(
-            raft,
-            id,
-            data_dir.join("snapshots"),
-            node.clone(),
-            &endpoint,
-        );
+        let service = LedgerService::new(raft, id, data_dir.join("snapshots"), node.clone(), &endpoint);
         tokio::spawn(endpoint.clone().serve(Arc::new(service)));
         tokio::spawn(metrics::mirror(node.clone()));
         tracing::info!(
@@ -183,50 +155,30 @@ impl LedgerNode {
         timeout: Duration,
         pred: impl Fn(&RaftMetrics) -> bool + Send + 'static,
     ) -> Option<RaftMetrics> {
-        self.raft
-            .wait(Some(timeout))
-            .metrics(pred, "condition")
-            .await
-            .ok()
+        self.raft.wait(Some(timeout)).metrics(pred, "condition").await.ok()
     }
 
     /// The member record of `id` in the current membership.
     pub fn member(&self, id: NodeId) -> Option<Member> {
-        self.metrics()
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .cloned()
+        self.metrics().membership_config.membership().get_node(&id).cloned()
     }
 
     /// Proposes `command` and waits until it is committed and applied, forwarding to the
     /// leader if needed and following leadership changes until `timeout`.
-    pub async fn propose(
-        &self,
-        command: &Command,
-        timeout: Duration,
-    ) -> Result<Proposed, ProposeError> {
-        let request = ProposeRequest {
-            proposal: Proposal::encode(command),
-            expect_leader: None,
-        };
+    pub async fn propose(&self, command: &Command, timeout: Duration) -> Result<Proposed, ProposeError> {
+        let request = ProposeRequest { proposal: Proposal::encode(command), expect_leader: None };
         self.propose_request(request, timeout).await
     }
 
     /// Like [`Self::propose`] with an explicit request (e.g. a committed-leader precondition).
-    pub async fn propose_request(
-        &self,
-        request: ProposeRequest,
-        timeout: Duration,
-    ) -> Result<Proposed, ProposeError> {
+    pub async fn propose_request(&self, request: ProposeRequest, timeout: Duration) -> Result<Proposed, ProposeError> {
         let started = Instant::now();
         let deadline = started + timeout;
         let mut last_error = ProposeError::NoLeader;
         loop {
             let now = Instant::now();
             if now >= deadline {
-                ::metrics::counter!("ledger_proposals_failed_total", "reason" => "timeout")
-                    .increment(1);
+                ::metrics::counter!("ledger_proposals_failed_total", "reason" => "timeout").increment(1);
                 return Err(match last_error {
                     ProposeError::NoLeader => ProposeError::Timeout(timeout.as_millis() as u64),
                     other => other,
@@ -237,25 +189,14 @@ impl LedgerNode {
                 Some(leader) if leader == self.id => self.propose_here(request.clone()).await,
                 Some(leader) => match self.member(leader) {
                     Some(member) => {
-                        let left = deadline
-                            .saturating_duration_since(now)
-                            .min(FORWARD_CALL_TIMEOUT);
-                        let forwarded = transport::raft_net::forward(
-                            &self.endpoint,
-                            leader,
-                            &member,
-                            &request,
-                            left,
-                        );
+                        let left = deadline.saturating_duration_since(now).min(FORWARD_CALL_TIMEOUT);
+                        let forwarded = transport::raft_net::forward(&self.endpoint, leader, &member, &request, left);
                         // A leader that dies or hands over mid-call never answers; stop waiting
                         // for it as soon as another leader is known and retry there. (The
                         // write may still commit through the old leader's log: commands are
                         // idempotent or guarded, see ledger::state::apply.)
                         let waiter = self.raft.wait(Some(left));
-                        let moved = waiter.metrics(
-                            |m| m.current_leader.is_some_and(|l| l != leader),
-                            "leader moved",
-                        );
+                        let moved = waiter.metrics(|m| m.current_leader.is_some_and(|l| l != leader), "leader moved");
                         tokio::select! {
                             result = forwarded => result,
                             Ok(m) = moved => Err(ProposeError::NotLeader { leader: m.current_leader }),
@@ -267,22 +208,16 @@ impl LedgerNode {
             };
             match attempt {
                 Ok(proposed) => {
-                    ::metrics::histogram!("ledger_proposal_seconds")
-                        .record(started.elapsed().as_secs_f64());
+                    ::metrics::histogram!("ledger_proposal_seconds").record(started.elapsed().as_secs_f64());
                     return Ok(proposed);
                 }
                 // Retry where leadership may have moved or the leader was briefly unreachable.
-                Err(
-                    e @ (ProposeError::NoLeader
-                    | ProposeError::NotLeader { .. }
-                    | ProposeError::Transport(_)),
-                ) => {
+                Err(e @ (ProposeError::NoLeader | ProposeError::NotLeader { .. } | ProposeError::Transport(_))) => {
                     last_error = e;
                     self.wait_for_leader_change(leader, deadline).await;
                 }
                 Err(e) => {
-                    ::metrics::counter!("ledger_proposals_failed_total", "reason" => "refused")
-                        .increment(1);
+                    ::metrics::counter!("ledger_proposals_failed_total", "reason" => "refused").increment(1);
                     return Err(e);
                 }
             }
@@ -292,15 +227,11 @@ impl LedgerNode {
     /// Waits until the known leader differs from `seen` (or a short pause passes), bounded by
     /// `deadline`.
     async fn wait_for_leader_change(&self, seen: Option<NodeId>, deadline: Instant) {
-        let pause =
-            Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()));
+        let pause = Duration::from_millis(20).min(deadline.saturating_duration_since(Instant::now()));
         let _ = self
             .raft
             .wait(Some(pause))
-            .metrics(
-                |m| m.current_leader != seen && m.current_leader.is_some(),
-                "leader change",
-            )
+            .metrics(|m| m.current_leader != seen && m.current_leader.is_some(), "leader change")
             .await;
     }
 
@@ -311,11 +242,7 @@ impl LedgerNode {
         let needed = command.format();
         for (id, member) in self.metrics().membership_config.membership().nodes() {
             if member.ledger_format < needed {
-                return Err(ProposeError::MemberTooOld {
-                    member: *id,
-                    supported: member.ledger_format,
-                    needed,
-                });
+                return Err(ProposeError::MemberTooOld { member: *id, supported: member.ledger_format, needed });
             }
         }
         let (responder, rx) = ProgressResponder::complete_only();
@@ -323,12 +250,8 @@ impl LedgerNode {
         if let Some((term, node_id)) = request.expect_leader {
             write = write.with_leader(LeaderId { term, node_id });
         }
-        write
-            .await
-            .map_err(|fatal| ProposeError::Raft(fatal.to_string()))?;
-        let result = rx
-            .await
-            .map_err(|_| ProposeError::Raft("raft dropped the proposal".into()))?;
+        write.await.map_err(|fatal| ProposeError::Raft(fatal.to_string()))?;
+        let result = rx.await.map_err(|_| ProposeError::Raft("raft dropped the proposal".into()))?;
         match result {
             Ok(response) => Ok(Proposed {
                 index: response.log_id.index,
@@ -337,17 +260,12 @@ impl LedgerNode {
                 applied: response.data,
             }),
             Err(ClientWriteError::ForwardToLeader(f)) => match request.expect_leader {
-                Some((expected_term, expected_node)) => Err(ProposeError::LeaderChanged {
-                    expected_term,
-                    expected_node,
-                }),
-                None => Err(ProposeError::NotLeader {
-                    leader: f.leader_id,
-                }),
+                Some((expected_term, expected_node)) => {
+                    Err(ProposeError::LeaderChanged { expected_term, expected_node })
+                }
+                None => Err(ProposeError::NotLeader { leader: f.leader_id }),
             },
-            Err(ClientWriteError::LogEntryDiscarded(f)) => Err(ProposeError::NotLeader {
-                leader: f.leader_id,
-            }),
+            Err(ClientWriteError::LogEntryDiscarded(f)) => Err(ProposeError::NotLeader { leader: f.leader_id }),
             Err(other) => Err(ProposeError::Raft(other.to_string())),
         }
     }
@@ -355,10 +273,7 @@ impl LedgerNode {
     /// Initializes a pristine cluster with `members` (this node must be one of them).
     pub async fn initialize(&self, members: BTreeMap<NodeId, Member>) -> anyhow::Result<()> {
         if !members.contains_key(&self.id) {
-            anyhow::bail!(
-                "this node ({}) is not among the members to initialize",
-                self.id
-            );
+            anyhow::bail!("this node ({}) is not among the members to initialize", self.id);
         }
         match self.raft.initialize(members).await {
             Ok(()) => Ok(()),
@@ -386,18 +301,14 @@ impl LedgerNode {
 impl ClusterServices for LedgerNode {
     async fn forward(&self, request: ProposeRequest) -> Result<Proposed, ProposeError> {
         if !self.is_leader() {
-            return Err(ProposeError::NotLeader {
-                leader: self.metrics().current_leader,
-            });
+            return Err(ProposeError::NotLeader { leader: self.metrics().current_leader });
         }
         self.propose_here(request).await
     }
 
     async fn request(&self, service: String, _body: Vec<u8>, peer: Peer) -> Result<Vec<u8>, Fault> {
         tracing::debug!(%service, peer = %peer.addr, "request for an unknown service");
-        Err(Fault::Unsupported(format!(
-            "no service named {service:?} on this node"
-        )))
+        Err(Fault::Unsupported(format!("no service named {service:?} on this node")))
     }
 }
 

@@ -13,32 +13,14 @@ fn opt(v: Option<u64>) -> String {
 pub fn status_table(rows: &[(usize, Option<pb::StatusReply>)]) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(vec![
-        "node",
-        "id",
-        "role",
-        "term",
-        "leader",
-        "last",
-        "committed",
-        "applied",
-        "lag",
-        "backend",
-    ]);
+    table.set_header(vec!["node", "id", "role", "term", "leader", "last", "committed", "applied", "lag", "backend"]);
     // The leader's view of replication lag, if some node leads.
-    let leader_view = rows
-        .iter()
-        .filter_map(|(_, s)| s.as_ref())
-        .find(|s| s.state == "leader");
+    let leader_view = rows.iter().filter_map(|(_, s)| s.as_ref()).find(|s| s.state == "leader");
     for (index, status) in rows {
         match status {
             Some(s) => {
                 let lag = leader_view
-                    .and_then(|l| {
-                        l.members
-                            .iter()
-                            .find(|m| m.member.as_ref().is_some_and(|mm| mm.id == s.id))
-                    })
+                    .and_then(|l| l.members.iter().find(|m| m.member.as_ref().is_some_and(|mm| mm.id == s.id)))
                     .and_then(|m| m.lag);
                 table.add_row(vec![
                     format!("{} ({})", index, s.name),
@@ -65,16 +47,7 @@ pub fn status_table(rows: &[(usize, Option<pb::StatusReply>)]) -> String {
 pub fn members_table(status: &pb::StatusReply) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(vec![
-        "id",
-        "name",
-        "role",
-        "raft",
-        "admin",
-        "matched",
-        "lag",
-        "heartbeat ms",
-    ]);
+    table.set_header(vec!["id", "name", "role", "raft", "admin", "matched", "lag", "heartbeat ms"]);
     for m in &status.members {
         let Some(spec) = &m.member else { continue };
         let role = if status.leader == Some(spec.id) {

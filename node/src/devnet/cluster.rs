@@ -126,27 +126,19 @@ impl LocalCluster {
             let config = dir.join("validator.toml");
             let (raft_addr, admin_addr, metrics_addr) = if config.exists() {
                 let existing = crate::config::Config::load(&config)?;
-                let metrics = existing
-                    .metrics
-                    .listen
-                    .context("existing devnet node has no metrics address")?;
+                let metrics = existing.metrics.listen.context("existing devnet node has no metrics address")?;
                 (existing.cluster.listen, existing.admin.listen, metrics)
             } else {
                 let ports = match options.base_port {
                     Some(base) => {
                         let b = base as usize;
-                        let p =
-                            |off: usize| u16::try_from(b + off + i).context("port out of range");
+                        let p = |off: usize| u16::try_from(b + off + i).context("port out of range");
                         (p(0)?, p(100)?, p(200)?)
                     }
                     None => (free_port()?, free_port()?, free_port()?),
                 };
                 let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-                let database_url = options
-                    .databases
-                    .get(&i)
-                    .cloned()
-                    .unwrap_or_else(|| "sqlite://ledger.db".into());
+                let database_url = options.databases.get(&i).cloned().unwrap_or_else(|| "sqlite://ledger.db".into());
                 crate::init::init(&InitOptions {
                     dir: dir.clone(),
                     name: name.clone(),
@@ -161,41 +153,24 @@ impl LocalCluster {
                     force: false,
                 })?;
                 let mut text = std::fs::read_to_string(&config)?;
-                text = text.replace(
-                    "log_level = \"info,openraft=warn\"",
-                    &format!("log_level = \"{}\"", options.log_level),
-                );
+                text = text
+                    .replace("log_level = \"info,openraft=warn\"", &format!("log_level = \"{}\"", options.log_level));
+                // All nodes share this host: one async worker each (see node.worker_threads).
+                text = text.replace("data_dir = \"data\"\n", "data_dir = \"data\"\nworker_threads = 1\n");
                 if !options.raft_extra.is_empty() {
                     text = text.replace("[raft]\n", &format!("[raft]\n{}\n", options.raft_extra));
                 }
                 std::fs::write(&config, text)?;
                 (addr(ports.0), addr(ports.1), addr(ports.2))
             };
-            nodes.push(LocalNode {
-                index: i,
-                name,
-                dir,
-                raft_addr,
-                admin_addr,
-                metrics_addr,
-                child: None,
-            });
+            nodes.push(LocalNode { index: i, name, dir, raft_addr, admin_addr, metrics_addr, child: None });
         }
         let tls = CtlTls::from_dir(&ca_dir)?;
-        Ok(LocalCluster {
-            root,
-            ca_dir,
-            tls,
-            nodes,
-            binary: options.binary.clone(),
-        })
+        Ok(LocalCluster { root, ca_dir, tls, nodes, binary: options.binary.clone() })
     }
 
     fn node(&mut self, i: usize) -> anyhow::Result<&mut LocalNode> {
-        self.nodes
-            .iter_mut()
-            .find(|n| n.index == i)
-            .with_context(|| format!("no node {i}"))
+        self.nodes.iter_mut().find(|n| n.index == i).with_context(|| format!("no node {i}"))
     }
 
     /// Starts node `i` (1-based) as a child process.
@@ -205,10 +180,7 @@ impl LocalCluster {
         if node.is_running() {
             return Ok(());
         }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(node.log_path())?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(node.log_path())?;
         let child = tokio::process::Command::new(&binary)
             .arg("run")
             .arg("--config")
@@ -250,10 +222,7 @@ impl LocalCluster {
             if let Some(pid) = child.id() {
                 signal(pid, "TERM");
             }
-            if tokio::time::timeout(Duration::from_secs(10), child.wait())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
                 child.start_kill().ok();
                 let _ = child.wait().await;
             }
@@ -277,8 +246,7 @@ impl LocalCluster {
         }
         let data = node.data_dir();
         if data.exists() {
-            std::fs::remove_dir_all(&data)
-                .with_context(|| format!("removing {}", data.display()))?;
+            std::fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
         }
         Ok(())
     }
@@ -290,11 +258,7 @@ impl LocalCluster {
     }
 
     pub fn admin_addr(&self, i: usize) -> String {
-        self.nodes
-            .iter()
-            .find(|n| n.index == i)
-            .map(|n| n.admin_addr.to_string())
-            .unwrap_or_default()
+        self.nodes.iter().find(|n| n.index == i).map(|n| n.admin_addr.to_string()).unwrap_or_default()
     }
 
     pub async fn client(&self, i: usize) -> anyhow::Result<AdminClient<Channel>> {
@@ -307,11 +271,7 @@ impl LocalCluster {
     }
 
     /// Waits until node `i` answers on its admin port.
-    pub async fn wait_ready(
-        &mut self,
-        i: usize,
-        timeout: Duration,
-    ) -> anyhow::Result<pb::MemberSpec> {
+    pub async fn wait_ready(&mut self, i: usize, timeout: Duration) -> anyhow::Result<pb::MemberSpec> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(mut client) = self.client(i).await
@@ -322,10 +282,7 @@ impl LocalCluster {
             if !self.node(i)?.is_running() {
                 let log = std::fs::read_to_string(self.node(i)?.log_path()).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(20).collect();
-                bail!(
-                    "node {i} exited during start:\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                );
+                bail!("node {i} exited during start:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
             }
             if Instant::now() > deadline {
                 bail!("node {i} did not answer within {timeout:?}");
@@ -344,10 +301,7 @@ impl LocalCluster {
         }
         if !initialized {
             let mut client = self.client(1).await?;
-            client
-                .init_cluster(pb::InitClusterRequest { members: specs })
-                .await
-                .context("initializing the cluster")?;
+            client.init_cluster(pb::InitClusterRequest { members: specs }).await.context("initializing the cluster")?;
         }
         self.wait_leader(timeout).await
     }
@@ -402,8 +356,5 @@ impl Drop for LocalCluster {
 }
 
 fn signal(pid: u32, name: &str) {
-    let _ = std::process::Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status();
+    let _ = std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
 }

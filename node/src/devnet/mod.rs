@@ -59,19 +59,14 @@ impl From<ProfileArg> for RaftProfile {
 pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     crate::daemon::init_logging("warn", false);
     if args.fresh && args.data_dir.exists() {
-        std::fs::remove_dir_all(&args.data_dir)
-            .with_context(|| format!("removing {}", args.data_dir.display()))?;
+        std::fs::remove_dir_all(&args.data_dir).with_context(|| format!("removing {}", args.data_dir.display()))?;
     }
     let binary = std::env::current_exe().context("locating the validator binary")?;
     let mut options = ClusterOptions::new(args.nodes.into(), binary);
     options.profile = args.profile.into();
     options.base_port = Some(args.base_port);
     let mut cluster = LocalCluster::prepare(&args.data_dir, &options)?;
-    println!(
-        "devnet: {} nodes under {}",
-        cluster.nodes.len(),
-        cluster.root.display()
-    );
+    println!("devnet: {} nodes under {}", cluster.nodes.len(), cluster.root.display());
     cluster.start_all()?;
     let leader = match cluster.form(Duration::from_secs(30)).await {
         Ok(leader) => leader,
@@ -81,11 +76,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         }
     };
     println!("devnet: node-{leader} leads. Talk to it with:");
-    println!(
-        "  validatorctl --tls-dir {} --addr {} status",
-        cluster.ca_dir.display(),
-        cluster.admin_addr(1)
-    );
+    println!("  validatorctl --tls-dir {} --addr {} status", cluster.ca_dir.display(), cluster.admin_addr(1));
     for node in &cluster.nodes {
         println!(
             "  node-{}: metrics http://{}/metrics, log {}",
@@ -130,11 +121,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
             if tty {
                 print!("\x1b[2J\x1b[H");
             }
-            println!(
-                "devnet: {} s, {} ticks proposed (Ctrl-C stops)",
-                started.elapsed().as_secs(),
-                tick
-            );
+            println!("devnet: {} s, {} ticks proposed (Ctrl-C stops)", started.elapsed().as_secs(), tick);
             println!("{}", crate::ctl::status_table(&rows));
             last_print = Instant::now();
         }

@@ -49,19 +49,11 @@ pub struct Stmt {
 
 impl Stmt {
     fn new(sql: impl Into<Cow<'static, str>>, args: Vec<Arg>) -> Stmt {
-        Stmt {
-            sql: sql.into(),
-            args,
-            guard: None,
-        }
+        Stmt { sql: sql.into(), args, guard: None }
     }
 
     fn guarded(sql: impl Into<Cow<'static, str>>, args: Vec<Arg>, refusal: String) -> Stmt {
-        Stmt {
-            sql: sql.into(),
-            args,
-            guard: Some(refusal),
-        }
+        Stmt { sql: sql.into(), args, guard: Some(refusal) }
     }
 }
 
@@ -77,10 +69,7 @@ fn int(value: u64, what: &str) -> Result<i64, String> {
 
 fn text(value: &str, what: &str) -> Result<(), String> {
     if value.len() > MAX_TEXT_BYTES {
-        return Err(format!(
-            "{what} of {} bytes exceeds {MAX_TEXT_BYTES}",
-            value.len()
-        ));
+        return Err(format!("{what} of {} bytes exceeds {MAX_TEXT_BYTES}", value.len()));
     }
     Ok(())
 }
@@ -103,10 +92,7 @@ fn translate(command: &Command) -> Result<Vec<Stmt>, String> {
             vec![settings_batch(&one)]
         }
         Command::DeleteSetting { key } => {
-            vec![Stmt::new(
-                "DELETE FROM settings WHERE key = $1",
-                vec![Arg::Text(key.clone())],
-            )]
+            vec![Stmt::new("DELETE FROM settings WHERE key = $1", vec![Arg::Text(key.clone())])]
         }
         Command::SyncMetagraph(sync) => metagraph(sync)?,
         Command::RecordHeartbeat(hb) => heartbeat(hb)?,
@@ -149,11 +135,7 @@ fn translate(command: &Command) -> Result<Vec<Stmt>, String> {
                     Arg::Text(t.id.clone()),
                     Arg::Text(t.from.as_str().into()),
                 ],
-                format!(
-                    "challenge {} is not {} any more (or does not exist)",
-                    t.id,
-                    t.from.as_str()
-                ),
+                format!("challenge {} is not {} any more (or does not exist)", t.id, t.from.as_str()),
             )]
         }
         Command::RecordScorePass(pass) => {
@@ -161,11 +143,7 @@ fn translate(command: &Command) -> Result<Vec<Stmt>, String> {
             vec![Stmt::new(
                 "INSERT INTO score_passes (seq, at_ms, inputs_digest, weights) \
                  SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3 FROM score_passes",
-                vec![
-                    Arg::Int(int(pass.at_ms, "at_ms")?),
-                    Arg::Blob(pass.inputs_digest.to_vec()),
-                    Arg::Blob(weights),
-                ],
+                vec![Arg::Int(int(pass.at_ms, "at_ms")?), Arg::Blob(pass.inputs_digest.to_vec()), Arg::Blob(weights)],
             )]
         }
         Command::CommitWeightIntent(w) => vec![Stmt::guarded(
@@ -208,10 +186,7 @@ fn translate(command: &Command) -> Result<Vec<Stmt>, String> {
 
 fn metagraph(sync: &MetagraphSync) -> Result<Vec<Stmt>, String> {
     if sync.neurons.len() > MAX_NEURONS {
-        return Err(format!(
-            "metagraph of {} neurons exceeds {MAX_NEURONS}",
-            sync.neurons.len()
-        ));
+        return Err(format!("metagraph of {} neurons exceeds {MAX_NEURONS}", sync.neurons.len()));
     }
     let mut by_uid = BTreeMap::new();
     for n in &sync.neurons {
@@ -234,16 +209,7 @@ fn metagraph(sync: &MetagraphSync) -> Result<Vec<Stmt>, String> {
                 sql.push(',');
             }
             let b = i * 7;
-            sql.push_str(&format!(
-                "(${},${},${},${},${},${},${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7
-            ));
+            sql.push_str(&format!("(${},${},${},${},${},${},${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7));
             args.push(Arg::Int(n.uid.into()));
             args.push(Arg::Text(n.hotkey.clone()));
             args.push(Arg::Text(n.coldkey.clone()));
@@ -259,10 +225,7 @@ fn metagraph(sync: &MetagraphSync) -> Result<Vec<Stmt>, String> {
 
 fn heartbeat(hb: &Heartbeat) -> Result<Vec<Stmt>, String> {
     if hb.workers.len() > MAX_WORKERS_PER_HEARTBEAT {
-        return Err(format!(
-            "heartbeat lists {} workers, at most {MAX_WORKERS_PER_HEARTBEAT}",
-            hb.workers.len()
-        ));
+        return Err(format!("heartbeat lists {} workers, at most {MAX_WORKERS_PER_HEARTBEAT}", hb.workers.len()));
     }
     text(&hb.hotkey, "hotkey")?;
     let at = int(hb.at_ms, "at_ms")?;
@@ -276,23 +239,15 @@ fn heartbeat(hb: &Heartbeat) -> Result<Vec<Stmt>, String> {
     if latest.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = String::from(
-        "INSERT INTO workers (hotkey, worker_id, last_heartbeat_ms, received_by, info_json) VALUES ",
-    );
+    let mut sql =
+        String::from("INSERT INTO workers (hotkey, worker_id, last_heartbeat_ms, received_by, info_json) VALUES ");
     let mut args = Vec::with_capacity(latest.len() * 5);
     for (i, (worker_id, info)) in latest.into_iter().enumerate() {
         if i > 0 {
             sql.push(',');
         }
         let b = i * 5;
-        sql.push_str(&format!(
-            "(${},${},${},${},${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5
-        ));
+        sql.push_str(&format!("(${},${},${},${},${})", b + 1, b + 2, b + 3, b + 4, b + 5));
         args.push(Arg::Text(hb.hotkey.clone()));
         args.push(Arg::Text(worker_id));
         args.push(Arg::Int(at));
@@ -326,9 +281,7 @@ pub fn settings_batch(latest: &BTreeMap<String, String>) -> Stmt {
 
 /// Checks a `PutSetting` before it joins a batch; a refusal is reported for that entry alone.
 pub fn check_setting(key: &str, value: &str) -> Result<(), Applied> {
-    text(key, "setting key")
-        .and_then(|_| text(value, "setting value"))
-        .map_err(Applied::Refused)
+    text(key, "setting key").and_then(|_| text(value, "setting value")).map_err(Applied::Refused)
 }
 
 #[cfg(test)]
@@ -347,34 +300,17 @@ mod tests {
             validator_permit: false,
             axon: None,
         };
-        let sync = MetagraphSync {
-            netuid: 128,
-            block: 1,
-            neurons: vec![n(1), n(2), n(1)],
-        };
-        assert!(
-            matches!(plan(&Command::SyncMetagraph(sync)), Plan::Refuse(r) if r.contains("uid 1 twice"))
-        );
+        let sync = MetagraphSync { netuid: 128, block: 1, neurons: vec![n(1), n(2), n(1)] };
+        assert!(matches!(plan(&Command::SyncMetagraph(sync)), Plan::Refuse(r) if r.contains("uid 1 twice")));
     }
 
     #[test]
     fn oversized_heartbeats_are_refused() {
         let workers = (0..=MAX_WORKERS_PER_HEARTBEAT)
-            .map(|i| WorkerStatus {
-                worker_id: format!("w{i}"),
-                info_json: "{}".into(),
-            })
+            .map(|i| WorkerStatus { worker_id: format!("w{i}"), info_json: "{}".into() })
             .collect();
-        let hb = Heartbeat {
-            hotkey: "hk".into(),
-            at_ms: 1,
-            received_by: 1,
-            workers,
-        };
-        assert!(matches!(
-            plan(&Command::RecordHeartbeat(hb)),
-            Plan::Refuse(_)
-        ));
+        let hb = Heartbeat { hotkey: "hk".into(), at_ms: 1, received_by: 1, workers };
+        assert!(matches!(plan(&Command::RecordHeartbeat(hb)), Plan::Refuse(_)));
     }
 
     #[test]
@@ -383,9 +319,6 @@ mod tests {
         latest.insert("a".to_string(), "1".to_string());
         latest.insert("a".to_string(), "2".to_string());
         let stmt = settings_batch(&latest);
-        assert_eq!(
-            stmt.args,
-            vec![Arg::Text("a".into()), Arg::Text("2".into())]
-        );
+        assert_eq!(stmt.args, vec![Arg::Text("a".into()), Arg::Text("2".into())]);
     }
 }

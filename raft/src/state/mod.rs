@@ -39,7 +39,7 @@ use crate::snapshot::SnapshotFile;
 use crate::snapshot::SnapshotHeader;
 use crate::store::Database;
 use crate::store::ReadPool;
-use crate::store::WriteConn;
+use crate::store::Writer;
 use crate::store::read_meta;
 use crate::store::upsert_meta_sql;
 use crate::tables;
@@ -59,7 +59,7 @@ type CurrentSnapshot = Arc<Mutex<Option<(SnapshotMeta, SnapshotFile)>>>;
 
 /// openraft's state machine on the node's ledger database.
 pub struct StateMachine {
-    conn: WriteConn,
+    writer: Writer,
     readers: ReadPool,
     snapshot_dir: PathBuf,
     applied: Option<LogId>,
@@ -146,11 +146,10 @@ impl StateMachine {
             Some(b) => decode(&b, "applied marker")?,
             None => None,
         };
-        let membership: StoredMembership =
-            match read_meta(&readers, "sm_meta", KEY_MEMBERSHIP).await? {
-                Some(b) => decode(&b, "membership")?,
-                None => StoredMembership::default(),
-            };
+        let membership: StoredMembership = match read_meta(&readers, "sm_meta", KEY_MEMBERSHIP).await? {
+            Some(b) => decode(&b, "membership")?,
+            None => StoredMembership::default(),
+        };
         tokio::fs::create_dir_all(&snapshot_dir).await?;
         let mut current = None;
         if let Some((header, file)) = snapshot::newest_in(&snapshot_dir).await? {
@@ -162,10 +161,10 @@ impl StateMachine {
                 let _ = tokio::fs::remove_file(&file.path).await;
             }
         }
-        let conn = db.apply_writer().await?;
+        let writer = db.apply_writer().await?;
         let (progress, _) = watch::channel(applied);
         Ok(StateMachine {
-            conn,
+            writer,
             readers,
             snapshot_dir,
             applied,
@@ -177,21 +176,15 @@ impl StateMachine {
 
     /// A reader that stays valid after the state machine moves into openraft.
     pub fn reader(&self) -> StateReader {
-        StateReader {
-            readers: self.readers.clone(),
-            progress: self.progress.subscribe(),
-        }
+        StateReader { readers: self.readers.clone(), progress: self.progress.subscribe() }
     }
 
     /// Applies a batch of decoded steps in one transaction and returns one result per step.
-    async fn apply_steps(
-        &mut self,
-        steps: &[Step],
-        last: LogId,
-    ) -> Result<Vec<Applied>, LedgerError> {
+    async fn apply_steps(&mut self, steps: &[Step], last: LogId) -> Result<Vec<Applied>, LedgerError> {
         let mut results = vec![Applied::Nothing; steps.len()];
         let mut membership = None;
-        on_backend!(&mut self.conn, c => {
+        let mut guard = self.writer.lock().await?;
+        on_backend!(guard.conn(), c => {
             let mut tx = sqlx::Connection::begin(c).await?;
             // A run of PutSetting commands becomes one upsert (the last value per key wins).
             let mut settings: BTreeMap<String, String> = BTreeMap::new();
@@ -258,16 +251,10 @@ impl StateMachine {
     }
 
     /// Replaces the whole state with a verified snapshot file.
-    async fn install(
-        &mut self,
-        meta: &SnapshotMeta,
-        file: &SnapshotFile,
-    ) -> Result<(), LedgerError> {
+    async fn install(&mut self, meta: &SnapshotMeta, file: &SnapshotFile) -> Result<(), LedgerError> {
         let (header, opened, mut records) = snapshot::open(&file.path).await?;
         if opened.checksum != file.checksum {
-            return Err(LedgerError::Snapshot(
-                "snapshot file changed after it was verified".into(),
-            ));
+            return Err(LedgerError::Snapshot("snapshot file changed after it was verified".into()));
         }
         if header.meta != *meta {
             return Err(LedgerError::Snapshot(format!(
@@ -276,7 +263,8 @@ impl StateMachine {
             )));
         }
         let mut rows_seen = 0u64;
-        on_backend!(&mut self.conn, c => {
+        let mut guard = self.writer.lock().await?;
+        on_backend!(guard.conn(), c => {
             let mut tx = sqlx::Connection::begin(c).await?;
             for spec in tables::TABLES.iter().rev() {
                 sqlx::query(crate::store::dynamic(&format!("DELETE FROM {}", spec.name))).execute(&mut *tx).await?;
@@ -314,17 +302,12 @@ impl StateMachine {
             sqlx::query(crate::store::dynamic(&upsert_meta_sql("sm_meta"))).bind(KEY_MEMBERSHIP).bind(encode(&meta.last_membership)?).execute(&mut *tx).await?;
             tx.commit().await?;
         });
-        let final_path = self
-            .snapshot_dir
-            .join(snapshot::file_name(meta.last_log_id));
+        let final_path = self.snapshot_dir.join(snapshot::file_name(meta.last_log_id));
         if file.path != final_path {
             tokio::fs::rename(&file.path, &final_path).await?;
         }
         snapshot::remove_others(&self.snapshot_dir, &final_path).await;
-        let installed = SnapshotFile {
-            path: final_path,
-            ..file.clone()
-        };
+        let installed = SnapshotFile { path: final_path, ..file.clone() };
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), installed));
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
@@ -338,9 +321,7 @@ impl StateMachine {
 fn decode_step(entry: &crate::types::Entry) -> Result<Step, io::Error> {
     Ok(match &entry.payload {
         EntryPayload::Blank => Step::Nothing,
-        EntryPayload::Membership(m) => {
-            Step::Membership(StoredMembership::new(Some(entry.log_id()), m.clone()))
-        }
+        EntryPayload::Membership(m) => Step::Membership(StoredMembership::new(Some(entry.log_id()), m.clone())),
         EntryPayload::Normal(proposal) => match proposal.decode() {
             Ok(command) => Step::Command(command),
             Err(e) => {
@@ -349,10 +330,7 @@ fn decode_step(entry: &crate::types::Entry) -> Result<Step, io::Error> {
                 tracing::error!(index = entry.log_id().index, error = %e, "cannot apply a committed entry; stopping");
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!(
-                        "entry {} cannot be applied by this node: {e}",
-                        entry.log_id().index
-                    ),
+                    format!("entry {} cannot be applied by this node: {e}", entry.log_id().index),
                 ));
             }
         },
@@ -380,10 +358,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last = Some(entry.log_id());
         }
         let Some(last) = last else { return Ok(()) };
-        let results = self
-            .apply_steps(&steps, last)
-            .await
-            .map_err(io::Error::from)?;
+        let started = std::time::Instant::now();
+        let results = self.apply_steps(&steps, last).await.map_err(io::Error::from)?;
+        metrics::histogram!("ledger_apply_batch_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("ledger_apply_batch_entries").record(steps.len() as f64);
         metrics::counter!("ledger_entries_applied_total").increment(steps.len() as u64);
         for (responder, result) in responders.into_iter().zip(results) {
             if let Some(responder) = responder {
@@ -401,11 +379,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta,
-        snapshot: SnapshotFile,
-    ) -> Result<(), io::Error> {
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> Result<(), io::Error> {
         self.install(meta, &snapshot).await.map_err(|e| {
             tracing::error!(error = %e, "snapshot install failed");
             io::Error::from(e)
@@ -413,15 +387,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        let current = self
-            .current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        Ok(current.map(|(meta, file)| Snapshot {
-            meta,
-            snapshot: file,
-        }))
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(current.map(|(meta, file)| Snapshot { meta, snapshot: file }))
     }
 }
 
@@ -431,18 +398,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let started = std::time::Instant::now();
         let (SnapshotHeader { meta, .. }, file) =
-            snapshot::build(&self.readers, &self.snapshot_dir)
-                .await
-                .map_err(io::Error::from)?;
-        metrics::histogram!("ledger_snapshot_build_seconds")
-            .record(started.elapsed().as_secs_f64());
+            snapshot::build(&self.readers, &self.snapshot_dir).await.map_err(io::Error::from)?;
+        metrics::histogram!("ledger_snapshot_build_seconds").record(started.elapsed().as_secs_f64());
         snapshot::remove_others(&self.snapshot_dir, &file.path).await;
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((meta.clone(), file.clone()));
-        Ok(Snapshot {
-            meta,
-            snapshot: file,
-        })
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), file.clone()));
+        Ok(Snapshot { meta, snapshot: file })
     }
 }
 
@@ -457,11 +417,7 @@ impl StateReader {
         };
         let mut sink = HashSink::default();
         let rows = tables::export(&mut tx, &mut sink).await?;
-        Ok(StateHash {
-            applied,
-            hash: *sink.0.finalize().as_bytes(),
-            rows,
-        })
+        Ok(StateHash { applied, hash: *sink.0.finalize().as_bytes(), rows })
     }
 
     /// The applied log id as last reported by the state machine.

@@ -37,7 +37,7 @@ use crate::on_backend;
 use crate::on_pool;
 use crate::store::Database;
 use crate::store::ReadPool;
-use crate::store::WriteConn;
+use crate::store::Writer;
 use crate::store::read_meta;
 use crate::store::upsert_meta_sql;
 use crate::types::Entry;
@@ -60,6 +60,10 @@ const TAIL_KEEP_BYTES: usize = 64 << 20;
 const ROWS_PER_INSERT: usize = 400;
 /// Ops one writer transaction takes at most, so a flood of appends still commits regularly.
 const OPS_PER_COMMIT: usize = 4096;
+/// Scheduler yields the log writer spends gathering more appends before it commits.
+const GATHER_YIELDS: usize = 4;
+/// Longest a committed-index marker waits for a log write to share its transaction with.
+const COMMITTED_LINGER: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// One cached entry: its encoded bytes and the write op that stores it.
 struct TailEntry {
@@ -89,10 +93,7 @@ struct Tail {
 impl Tail {
     fn evict_durable(&mut self) {
         while (self.entries.len() > TAIL_KEEP_ENTRIES || self.bytes > TAIL_KEEP_BYTES)
-            && self
-                .entries
-                .front()
-                .is_some_and(|e| e.op_seq <= self.durable_seq)
+            && self.entries.front().is_some_and(|e| e.op_seq <= self.durable_seq)
         {
             if let Some(front) = self.entries.pop_front() {
                 self.bytes -= front.bytes;
@@ -103,29 +104,11 @@ impl Tail {
 }
 
 enum WriteOp {
-    Append {
-        seq: u64,
-        rows: Vec<(i64, Vec<u8>)>,
-        callback: IOFlushed<TypeConfig>,
-    },
-    Vote {
-        seq: u64,
-        bytes: Vec<u8>,
-        done: oneshot::Sender<io::Result<()>>,
-    },
-    Committed {
-        seq: u64,
-        bytes: Option<Vec<u8>>,
-    },
-    TruncateAfter {
-        seq: u64,
-        after: Option<u64>,
-    },
-    Purge {
-        seq: u64,
-        upto: u64,
-        bytes: Vec<u8>,
-    },
+    Append { seq: u64, rows: Vec<(i64, Vec<u8>)>, callback: IOFlushed<TypeConfig> },
+    Vote { seq: u64, bytes: Vec<u8>, done: oneshot::Sender<io::Result<()>> },
+    Committed { seq: u64, bytes: Option<Vec<u8>> },
+    TruncateAfter { seq: u64, after: Option<u64> },
+    Purge { seq: u64, upto: u64, bytes: Vec<u8> },
 }
 
 impl WriteOp {
@@ -171,8 +154,7 @@ fn encode<T: serde::Serialize>(value: &T) -> io::Result<Vec<u8>> {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> io::Result<T> {
-    postcard::from_bytes(bytes)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("decode {what}: {e}")))
+    postcard::from_bytes(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("decode {what}: {e}")))
 }
 
 fn to_i64(index: u64) -> io::Result<i64> {
@@ -196,9 +178,7 @@ impl LogStore {
                         break candidate;
                     }
                 };
-                let sql = format!(
-                    "INSERT INTO {META} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
-                );
+                let sql = format!("INSERT INTO {META} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING");
                 let bytes = encode(&id)?;
                 on_pool!(&readers, p => sqlx::query(crate::store::dynamic(&sql)).bind(KEY_NODE_ID).bind(bytes).execute(p).await.map(|_| ()))?;
                 // Read back: another process racing on the same database must not get a second id.
@@ -243,14 +223,10 @@ impl LogStore {
             }),
             readers,
         });
-        let conn = db.durable_writer().await?;
+        let writer = db.durable_writer().await?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_writer(conn, rx, shared.clone()));
-        Ok(LogStore {
-            shared,
-            writer: tx,
-            node_id,
-        })
+        tokio::spawn(run_writer(writer, rx, shared.clone()));
+        Ok(LogStore { shared, writer: tx, node_id })
     }
 
     /// This data directory's Raft identity.
@@ -264,16 +240,12 @@ impl LogStore {
     }
 
     fn submit(&self, op: WriteOp) -> io::Result<()> {
-        self.writer
-            .send(op)
-            .map_err(|_| io::Error::other("log writer stopped"))
+        self.writer.send(op).map_err(|_| io::Error::other("log writer stopped"))
     }
 
     fn check_failed(tail: &Tail) -> io::Result<()> {
         match &tail.failed {
-            Some(reason) => Err(io::Error::other(format!(
-                "log store failed earlier: {reason}"
-            ))),
+            Some(reason) => Err(io::Error::other(format!("log store failed earlier: {reason}"))),
             None => Ok(()),
         }
     }
@@ -281,10 +253,8 @@ impl LogStore {
 
 fn rand_node_id() -> u64 {
     // Node ids need uniqueness, not secrecy: time, pid and a hash of a fresh allocation.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
     let marker = Box::new(0u8);
     let mut hasher = blake3::Hasher::new();
     hasher.update(&nanos.to_le_bytes());
@@ -297,25 +267,63 @@ fn rand_node_id() -> u64 {
     u64::from_le_bytes(eight) & ((1u64 << 53) - 1)
 }
 
-async fn run_writer(
-    mut conn: WriteConn,
-    mut rx: mpsc::UnboundedReceiver<WriteOp>,
-    shared: Arc<Shared>,
-) {
+fn drain(rx: &mut mpsc::UnboundedReceiver<WriteOp>, batch: &mut Vec<WriteOp>) {
+    while batch.len() < OPS_PER_COMMIT {
+        match rx.try_recv() {
+            Ok(op) => batch.push(op),
+            Err(_) => break,
+        }
+    }
+}
+
+async fn run_writer(writer: Writer, mut rx: mpsc::UnboundedReceiver<WriteOp>, shared: Arc<Shared>) {
     let mut batch: Vec<WriteOp> = Vec::new();
-    while let Some(first) = rx.recv().await {
+    // openraft reports every advance of the commit index. Persisting it is optional (a stale
+    // value on restart only means re-learning it from the leader), so a marker alone does not
+    // cost an fsync: it waits, up to COMMITTED_LINGER, to ride along with the next log write.
+    let mut deferred: Option<WriteOp> = None;
+    loop {
+        let (first, forced) = if deferred.is_some() {
+            match tokio::time::timeout(COMMITTED_LINGER, rx.recv()).await {
+                Ok(Some(op)) => (Some(op), false),
+                Ok(None) => (None, false),
+                Err(_) => (deferred.take(), true),
+            }
+        } else {
+            (rx.recv().await, false)
+        };
+        let Some(first) = first else { break };
         batch.push(first);
-        while batch.len() < OPS_PER_COMMIT {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
+        drain(&mut rx, &mut batch);
+        // Group commit: under load the tasks that produce appends are runnable right now. Let
+        // them run a few times and take what they queue, so one fsync covers more entries
+        // (without this, the cluster can settle into many small commits; docs/benchmarks.md).
+        for _ in 0..GATHER_YIELDS {
+            let before = batch.len();
+            tokio::task::yield_now().await;
+            drain(&mut rx, &mut batch);
+            if batch.len() == before {
+                break;
             }
         }
-        let last_seq = batch.last().map(WriteOp::seq).unwrap_or(0);
+        if !forced && batch.iter().all(|op| matches!(op, WriteOp::Committed { .. })) {
+            deferred = batch.pop();
+            batch.clear();
+            continue;
+        }
+        if let Some(marker) = deferred.take() {
+            // Markers are independent of log rows; the newer one in this batch, if any, wins.
+            batch.insert(0, marker);
+        }
+        let last_seq = batch.iter().map(WriteOp::seq).max().unwrap_or(0);
         let started = Instant::now();
-        let result = write_batch(&mut conn, &batch).await;
+        let result = match writer.lock().await {
+            Ok(mut guard) => write_batch(guard.conn(), &batch).await,
+            Err(e) => Err(e),
+        };
         let elapsed = started.elapsed();
         metrics::histogram!("ledger_log_commit_seconds").record(elapsed.as_secs_f64());
+        metrics::histogram!("ledger_log_commit_ops").record(batch.len() as f64);
         let outcome = match result {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -382,7 +390,7 @@ macro_rules! insert_rows {
     }};
 }
 
-async fn write_batch(conn: &mut WriteConn, batch: &[WriteOp]) -> Result<(), sqlx::Error> {
+async fn write_batch(conn: &mut crate::store::WriteConn, batch: &[WriteOp]) -> Result<(), sqlx::Error> {
     on_backend!(conn, c => {
         let mut tx = sqlx::Connection::begin(c).await?;
         let mut pending_rows: Vec<&(i64, Vec<u8>)> = Vec::new();
@@ -489,12 +497,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
     ) -> Result<Vec<Entry>, io::Error> {
         let (start, mut end) = bounds(&range);
         if end == u64::MAX {
-            let last = self
-                .shared
-                .lock()
-                .last_log_id
-                .map(|l| l.index + 1)
-                .unwrap_or(0);
+            let last = self.shared.lock().last_log_id.map(|l| l.index + 1).unwrap_or(0);
             end = last;
         }
         self.read_range(start, end).await
@@ -510,11 +513,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        LogReader {
-            shared: self.shared.clone(),
-        }
-        .try_get_log_entries(range)
-        .await
+        LogReader { shared: self.shared.clone() }.try_get_log_entries(range).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -528,16 +527,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let tail = self.shared.lock();
         LogStore::check_failed(&tail)?;
-        Ok(LogState {
-            last_purged_log_id: tail.last_purged,
-            last_log_id: tail.last_log_id,
-        })
+        Ok(LogState { last_purged_log_id: tail.last_purged, last_log_id: tail.last_log_id })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
-        LogReader {
-            shared: self.shared.clone(),
-        }
+        LogReader { shared: self.shared.clone() }
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
@@ -550,8 +544,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             tail.next_seq += 1;
             self.submit(WriteOp::Vote { seq, bytes, done })?;
         }
-        wait.await
-            .map_err(|_| io::Error::other("log writer stopped"))??;
+        wait.await.map_err(|_| io::Error::other("log writer stopped"))??;
         self.shared.lock().vote = Some(vote.clone());
         Ok(())
     }
@@ -573,11 +566,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.shared.lock().committed)
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: IOFlushed<TypeConfig>,
-    ) -> Result<(), io::Error>
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -608,17 +597,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             tail.last_log_id = Some(entry.log_id());
             tail.bytes += bytes;
-            tail.entries.push_back(TailEntry {
-                entry,
-                bytes,
-                op_seq: seq,
-            });
+            tail.entries.push_back(TailEntry { entry, bytes, op_seq: seq });
         }
-        self.submit(WriteOp::Append {
-            seq,
-            rows,
-            callback,
-        })
+        self.submit(WriteOp::Append { seq, rows, callback })
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
@@ -643,10 +624,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let seq = tail.next_seq;
         tail.next_seq += 1;
-        self.submit(WriteOp::TruncateAfter {
-            seq,
-            after: keep_upto,
-        })
+        self.submit(WriteOp::TruncateAfter { seq, after: keep_upto })
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
@@ -671,10 +649,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let seq = tail.next_seq;
         tail.next_seq += 1;
-        self.submit(WriteOp::Purge {
-            seq,
-            upto: log_id.index,
-            bytes,
-        })
+        self.submit(WriteOp::Purge { seq, upto: log_id.index, bytes })
     }
 }

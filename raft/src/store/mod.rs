@@ -21,6 +21,7 @@ pub mod log;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Connection;
@@ -62,6 +63,49 @@ pub enum WriteConn {
     Postgres(PgConnection),
 }
 
+struct WriterInner {
+    conn: WriteConn,
+    /// SQLite only: whether the shared connection currently runs `synchronous=FULL`.
+    durable: Option<bool>,
+}
+
+/// A writer role on the database: the log's (durable commits) or the state machine's.
+///
+/// On SQLite both roles share one connection (see [`Database::durable_writer`]); each
+/// transaction first switches `synchronous` to what its role needs.
+pub struct Writer {
+    inner: Arc<tokio::sync::Mutex<WriterInner>>,
+    durable: bool,
+}
+
+/// Exclusive use of a writer for one transaction.
+pub struct WriterGuard<'a> {
+    guard: tokio::sync::MutexGuard<'a, WriterInner>,
+}
+
+impl Writer {
+    /// Waits for the connection and prepares it for this role.
+    pub async fn lock(&self) -> Result<WriterGuard<'_>, sqlx::Error> {
+        let mut guard = self.inner.lock().await;
+        if let Some(current) = guard.durable
+            && current != self.durable
+        {
+            let pragma = if self.durable { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
+            if let WriteConn::Sqlite(conn) = &mut guard.conn {
+                sqlx::query(pragma).execute(conn).await?;
+            }
+            guard.durable = Some(self.durable);
+        }
+        Ok(WriterGuard { guard })
+    }
+}
+
+impl WriterGuard<'_> {
+    pub fn conn(&mut self) -> &mut WriteConn {
+        &mut self.guard.conn
+    }
+}
+
 /// The shared pool for reads.
 #[derive(Clone)]
 pub enum ReadPool {
@@ -101,6 +145,7 @@ pub struct Database {
     postgres: Option<PgConnectOptions>,
     url_for_display: String,
     readers: ReadPool,
+    sqlite_writer: Arc<tokio::sync::OnceCell<Arc<tokio::sync::Mutex<WriterInner>>>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -121,45 +166,34 @@ impl Database {
     pub async fn open(url: &str, base_dir: &Path) -> Result<Database, LedgerError> {
         let lower = url.to_ascii_lowercase();
         if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(url).map_err(|e| {
-                LedgerError::Config(format!("database.url is not a valid PostgreSQL URL: {e}"))
-            })?;
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|e| LedgerError::Config(format!("database.url is not a valid PostgreSQL URL: {e}")))?;
             let readers = PgPoolOptions::new()
                 .max_connections(READERS)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options.clone())
                 .await
                 .map_err(|e| LedgerError::Connect(format!("{}: {e}", redact(url))))?;
-            POSTGRES_MIGRATIONS
-                .run(&readers)
-                .await
-                .map_err(|e| LedgerError::Migrate(e.to_string()))?;
+            POSTGRES_MIGRATIONS.run(&readers).await.map_err(|e| LedgerError::Migrate(e.to_string()))?;
             Ok(Database {
                 backend: Backend::Postgres,
                 sqlite: None,
                 postgres: Some(options),
                 url_for_display: redact(url),
                 readers: ReadPool::Postgres(readers),
+                sqlite_writer: Default::default(),
             })
-        } else if let Some(path) = lower
-            .strip_prefix("sqlite://")
-            .map(|_| &url["sqlite://".len()..])
-        {
+        } else if let Some(path) = lower.strip_prefix("sqlite://").map(|_| &url["sqlite://".len()..]) {
             let path = path.split('?').next().unwrap_or(path);
             if path.is_empty() || path == ":memory:" {
                 return Err(LedgerError::Config(
                     "database.url must name a file (sqlite://PATH): an in-memory ledger would lose the log".into(),
                 ));
             }
-            let file = if Path::new(path).is_absolute() {
-                Path::new(path).to_path_buf()
-            } else {
-                base_dir.join(path)
-            };
+            let file = if Path::new(path).is_absolute() { Path::new(path).to_path_buf() } else { base_dir.join(path) };
             if let Some(parent) = file.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    LedgerError::Connect(format!("cannot create {}: {e}", parent.display()))
-                })?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| LedgerError::Connect(format!("cannot create {}: {e}", parent.display())))?;
             }
             let options = SqliteConnectOptions::new()
                 .filename(&file)
@@ -173,16 +207,14 @@ impl Database {
                 .connect_with(options.clone())
                 .await
                 .map_err(|e| LedgerError::Connect(format!("{}: {e}", file.display())))?;
-            SQLITE_MIGRATIONS
-                .run(&readers)
-                .await
-                .map_err(|e| LedgerError::Migrate(e.to_string()))?;
+            SQLITE_MIGRATIONS.run(&readers).await.map_err(|e| LedgerError::Migrate(e.to_string()))?;
             Ok(Database {
                 backend: Backend::Sqlite,
                 sqlite: Some(options),
                 postgres: None,
                 url_for_display: format!("sqlite://{}", file.display()),
                 readers: ReadPool::Sqlite(readers),
+                sqlite_writer: Default::default(),
             })
         } else {
             Err(LedgerError::Config(format!(
@@ -205,41 +237,53 @@ impl Database {
         &self.readers
     }
 
-    /// A connection whose commits are durable before they return: the log writer's.
-    pub async fn durable_writer(&self) -> Result<WriteConn, LedgerError> {
+    /// The writer whose commits are durable before they return: the log's.
+    pub async fn durable_writer(&self) -> Result<Writer, LedgerError> {
         self.writer(true).await
     }
 
-    /// A connection whose commits are atomic but may skip the fsync: the state machine's.
-    pub async fn apply_writer(&self) -> Result<WriteConn, LedgerError> {
+    /// The writer whose commits are atomic but may skip the fsync: the state machine's.
+    pub async fn apply_writer(&self) -> Result<Writer, LedgerError> {
         self.writer(false).await
     }
 
-    async fn writer(&self, durable: bool) -> Result<WriteConn, LedgerError> {
+    async fn writer(&self, durable: bool) -> Result<Writer, LedgerError> {
         match (&self.sqlite, &self.postgres) {
-            (Some(options), _) => {
-                let options = options.clone().synchronous(if durable {
-                    SqliteSynchronous::Full
-                } else {
-                    SqliteSynchronous::Normal
-                });
-                let conn = SqliteConnection::connect_with(&options)
-                    .await
-                    .map_err(|e| LedgerError::Connect(e.to_string()))?;
-                Ok(WriteConn::Sqlite(conn))
+            (Some(_), _) => {
+                // SQLite has one write lock per database. Two writer connections would meet on
+                // it and SQLite's busy handler would put the loser to sleep for milliseconds;
+                // sharing one connection behind an async mutex queues them without sleeping.
+                let shared = self
+                    .sqlite_writer
+                    .get_or_try_init(|| async {
+                        let options = self.sqlite.clone().unwrap_or_default();
+                        let conn = SqliteConnection::connect_with(&options)
+                            .await
+                            .map_err(|e| LedgerError::Connect(e.to_string()))?;
+                        Ok::<_, LedgerError>(Arc::new(tokio::sync::Mutex::new(WriterInner {
+                            conn: WriteConn::Sqlite(conn),
+                            durable: Some(true),
+                        })))
+                    })
+                    .await?;
+                Ok(Writer { inner: shared.clone(), durable })
             }
             (None, Some(options)) => {
-                let mut conn = PgConnection::connect_with(options)
+                let mut conn =
+                    PgConnection::connect_with(options).await.map_err(|e| LedgerError::Connect(e.to_string()))?;
+                let setting = if durable { "on" } else { "off" };
+                sqlx::query(crate::store::dynamic(&format!("SET synchronous_commit = {setting}")))
+                    .execute(&mut conn)
                     .await
                     .map_err(|e| LedgerError::Connect(e.to_string()))?;
-                let setting = if durable { "on" } else { "off" };
-                sqlx::query(crate::store::dynamic(&format!(
-                    "SET synchronous_commit = {setting}"
-                )))
-                .execute(&mut conn)
-                .await
-                .map_err(|e| LedgerError::Connect(e.to_string()))?;
-                Ok(WriteConn::Postgres(conn))
+                // Each PostgreSQL writer has its own connection; the server locks rows, not files.
+                Ok(Writer {
+                    inner: Arc::new(tokio::sync::Mutex::new(WriterInner {
+                        conn: WriteConn::Postgres(conn),
+                        durable: None,
+                    })),
+                    durable,
+                })
             }
             (None, None) => Err(LedgerError::Config("database has no backend".into())),
         }
@@ -257,12 +301,7 @@ pub fn redact(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
                 None => url.to_string(),
             }
         }
@@ -271,20 +310,14 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Reads one value of `raft_meta` or `sm_meta`.
-pub(crate) async fn read_meta(
-    pool: &ReadPool,
-    table: &str,
-    key: &str,
-) -> Result<Option<Vec<u8>>, sqlx::Error> {
+pub(crate) async fn read_meta(pool: &ReadPool, table: &str, key: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
     let sql = format!("SELECT value FROM {table} WHERE key = $1");
     on_pool!(pool, p => sqlx::query_scalar::<_, Vec<u8>>(crate::store::dynamic(&sql)).bind(key).fetch_optional(p).await)
 }
 
 /// The SQL that writes one meta key, the same in both backends.
 pub(crate) fn upsert_meta_sql(table: &str) -> String {
-    format!(
-        "INSERT INTO {table} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-    )
+    format!("INSERT INTO {table} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
 }
 
 #[cfg(test)]
@@ -293,14 +326,8 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_the_logs() {
-        assert_eq!(
-            redact("postgres://postgres:secret@127.0.0.1:5432/db"),
-            "postgres://postgres:***@127.0.0.1:5432/db"
-        );
-        assert_eq!(
-            redact("postgres://postgres@127.0.0.1/db"),
-            "postgres://postgres@127.0.0.1/db"
-        );
+        assert_eq!(redact("postgres://postgres:secret@127.0.0.1:5432/db"), "postgres://postgres:***@127.0.0.1:5432/db");
+        assert_eq!(redact("postgres://postgres@127.0.0.1/db"), "postgres://postgres@127.0.0.1/db");
         assert_eq!(redact("sqlite://data/ledger.db"), "sqlite://data/ledger.db");
     }
 }
@@ -349,9 +376,7 @@ impl ReadPool {
             ReadPool::Sqlite(pool) => Ok(ReadTx::Sqlite(pool.begin().await?)),
             ReadPool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
                 Ok(ReadTx::Postgres(tx))
             }
         }
