@@ -46,12 +46,25 @@ pub fn describe() {
     describe_counter!("transport_snapshots_refused_total", "snapshots refused (size or checksum)");
 }
 
+const EXPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Mirrors Raft metrics into the registry until Raft stops.
 pub async fn mirror(node: Arc<LedgerNode>) {
     let mut rx = node.raft.metrics();
     let mut last_leader = None;
+    let mut last_export = std::time::Instant::now() - EXPORT_EVERY;
     loop {
         let m = rx.borrow_and_update().clone();
+        // Leader changes are counted on every update; gauges are refreshed at most every
+        // EXPORT_EVERY (metrics change on every commit, scrapes come every few seconds).
+        if m.current_leader == last_leader && last_export.elapsed() < EXPORT_EVERY {
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(EXPORT_EVERY) => {}
+            }
+            continue;
+        }
+        last_export = std::time::Instant::now();
         if m.current_leader != last_leader {
             if last_leader.is_some() || m.current_leader.is_some() {
                 node.count_leader_change();

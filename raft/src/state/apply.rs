@@ -6,11 +6,12 @@
 //! [`super`] binds the arguments for the node's backend and runs the statements inside the
 //! apply transaction.
 //!
-//! A command may start with a *guard*: a statement that must change at least one row, or the
-//! command is refused with a deterministic reason and its other statements are skipped. Every
-//! member reaches the same verdict because it runs against the same state.
+//! A command may be a *guard*: a single statement that must change at least one row, or the
+//! command is refused with a deterministic reason (and, having changed nothing, leaves the state
+//! as it was). Guarded commands have exactly one statement, so a whole apply batch can run as
+//! one script (see [`crate::store::script`]). Every member reaches the same verdict because it
+//! runs against the same state.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::command::Applied;
@@ -18,6 +19,8 @@ use crate::command::Command;
 use crate::command::Heartbeat;
 use crate::command::MetagraphSync;
 use crate::command::WeightOutcomeKind;
+pub use crate::store::script::Arg;
+pub use crate::store::script::Stmt;
 
 /// Most workers one heartbeat may carry (byteleap-protocol.md §2.10.1: capped at 100 per miner).
 pub const MAX_WORKERS_PER_HEARTBEAT: usize = 100;
@@ -26,36 +29,6 @@ pub const MAX_WORKERS_PER_HEARTBEAT: usize = 100;
 pub const MAX_NEURONS: usize = 4096;
 /// Most bytes a free-form text value may take in the state (settings, JSON details).
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
-
-/// A bound argument.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Arg {
-    Int(i64),
-    OptInt(Option<i64>),
-    Text(String),
-    OptText(Option<String>),
-    Blob(Vec<u8>),
-    Bool(bool),
-}
-
-/// One SQL statement of an apply.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stmt {
-    pub sql: Cow<'static, str>,
-    pub args: Vec<Arg>,
-    /// If set, the statement must affect a row or the command is refused with this reason.
-    pub guard: Option<String>,
-}
-
-impl Stmt {
-    fn new(sql: impl Into<Cow<'static, str>>, args: Vec<Arg>) -> Stmt {
-        Stmt { sql: sql.into(), args, guard: None }
-    }
-
-    fn guarded(sql: impl Into<Cow<'static, str>>, args: Vec<Arg>, refusal: String) -> Stmt {
-        Stmt { sql: sql.into(), args, guard: Some(refusal) }
-    }
-}
 
 /// The statements of one command, or a refusal decided from the command alone.
 pub enum Plan {
@@ -289,6 +262,52 @@ mod tests {
     use super::*;
     use crate::command::Neuron;
     use crate::command::WorkerStatus;
+
+    #[test]
+    fn guarded_commands_are_single_statements() {
+        use crate::command::*;
+        let commands = vec![
+            Command::IssueChallenge(IssuedChallenge {
+                id: "c".into(),
+                hotkey: "h".into(),
+                worker_id: "w".into(),
+                kind: ChallengeKind::CpuMatrix,
+                seed: [0; 16],
+                matrix_size: 100,
+                iterations: 1,
+                issued_at_ms: 1,
+            }),
+            Command::AdvanceChallenge(ChallengeTransition {
+                id: "c".into(),
+                from: ChallengeStatus::Created,
+                to: ChallengeStatus::Sent,
+                at_ms: 2,
+                detail_json: None,
+            }),
+            Command::CommitWeightIntent(WeightIntent {
+                window: 1,
+                weights_hash: [0; 32],
+                account_nonce: 1,
+                era_birth_block: 1,
+                era_period: 64,
+                leader: 1,
+                leader_term: 1,
+                at_ms: 1,
+            }),
+            Command::RecordWeightOutcome(WeightOutcome {
+                window: 1,
+                kind: WeightOutcomeKind::Included,
+                detail: "0xabc".into(),
+                at_ms: 1,
+            }),
+        ];
+        for command in commands {
+            let Plan::Run(stmts) = plan(&command) else { panic!("{command:?} refused") };
+            if stmts.iter().any(|s| s.guard.is_some()) {
+                assert_eq!(stmts.len(), 1, "{command:?}: a guard must be the command's only statement");
+            }
+        }
+    }
 
     #[test]
     fn duplicate_uids_are_refused_whole() {

@@ -41,6 +41,7 @@ use crate::store::Database;
 use crate::store::ReadPool;
 use crate::store::Writer;
 use crate::store::read_meta;
+use crate::store::script::run_in_transaction;
 use crate::store::upsert_meta_sql;
 use crate::tables;
 use crate::tables::HashSink;
@@ -88,23 +89,6 @@ pub struct StateHash {
     pub applied: Option<LogId>,
     pub hash: [u8; 32],
     pub rows: u64,
-}
-
-macro_rules! bind_args {
-    ($query:expr, $args:expr) => {{
-        let mut q = $query;
-        for arg in $args {
-            q = match arg {
-                Arg::Int(v) => q.bind(*v),
-                Arg::OptInt(v) => q.bind(*v),
-                Arg::Text(v) => q.bind(v.as_str()),
-                Arg::OptText(v) => q.bind(v.as_deref()),
-                Arg::Blob(v) => q.bind(v.as_slice()),
-                Arg::Bool(v) => q.bind(*v),
-            };
-        }
-        q
-    }};
 }
 
 macro_rules! bind_values {
@@ -182,66 +166,79 @@ impl StateMachine {
     /// Applies a batch of decoded steps in one transaction and returns one result per step.
     async fn apply_steps(&mut self, steps: &[Step], last: LogId) -> Result<Vec<Applied>, LedgerError> {
         let mut results = vec![Applied::Nothing; steps.len()];
+        // Which statement decides each step's result (its guard, or the batch it joined).
+        let mut decided_by: Vec<Option<usize>> = vec![None; steps.len()];
+        let mut stmts: Vec<Stmt> = Vec::new();
         let mut membership = None;
-        let mut guard = self.writer.lock().await?;
-        on_backend!(guard.conn(), c => {
-            let mut tx = sqlx::Connection::begin(c).await?;
-            // A run of PutSetting commands becomes one upsert (the last value per key wins).
-            let mut settings: BTreeMap<String, String> = BTreeMap::new();
-            let mut settings_at: Vec<usize> = Vec::new();
-            for (i, step) in steps.iter().enumerate() {
-                if let Step::Command(Command::PutSetting { key, value }) = step {
-                    match apply::check_setting(key, value) {
-                        Ok(()) => {
-                            settings.insert(key.clone(), value.clone());
-                            settings_at.push(i);
-                        }
-                        Err(refused) => results[i] = refused,
+        // A run of PutSetting commands becomes one upsert (the last value per key wins).
+        let mut settings: BTreeMap<String, String> = BTreeMap::new();
+        let mut settings_at: Vec<usize> = Vec::new();
+        let flush_settings = |settings: &mut BTreeMap<String, String>,
+                              settings_at: &mut Vec<usize>,
+                              stmts: &mut Vec<Stmt>,
+                              decided_by: &mut Vec<Option<usize>>| {
+            if settings.is_empty() {
+                return;
+            }
+            stmts.push(apply::settings_batch(settings));
+            for at in settings_at.drain(..) {
+                decided_by[at] = Some(stmts.len() - 1);
+            }
+            settings.clear();
+        };
+        for (i, step) in steps.iter().enumerate() {
+            if let Step::Command(Command::PutSetting { key, value }) = step {
+                match apply::check_setting(key, value) {
+                    Ok(()) => {
+                        settings.insert(key.clone(), value.clone());
+                        settings_at.push(i);
                     }
-                    continue;
+                    Err(refused) => results[i] = refused,
                 }
-                if !settings.is_empty() {
-                    let stmt = apply::settings_batch(&settings);
-                    bind_args!(sqlx::query(crate::store::dynamic(&stmt.sql)), &stmt.args).execute(&mut *tx).await?;
-                    for at in settings_at.drain(..) {
-                        results[at] = Applied::Done;
-                    }
-                    settings.clear();
-                }
-                match step {
-                    Step::Nothing => {}
-                    Step::Membership(m) => membership = Some(m.clone()),
-                    Step::Command(command) => {
-                        results[i] = match apply::plan(command) {
-                            Plan::Refuse(reason) => Applied::Refused(reason),
-                            Plan::Run(stmts) => {
-                                let mut outcome = Applied::Done;
-                                for Stmt { sql, args, guard } in &stmts {
-                                    let done = bind_args!(sqlx::query(crate::store::dynamic(sql)), args).execute(&mut *tx).await?;
-                                    if let Some(reason) = guard && done.rows_affected() == 0 {
-                                        outcome = Applied::Refused(reason.clone());
-                                        break;
-                                    }
-                                }
-                                outcome
+                continue;
+            }
+            flush_settings(&mut settings, &mut settings_at, &mut stmts, &mut decided_by);
+            match step {
+                Step::Nothing => {}
+                Step::Membership(m) => membership = Some(m.clone()),
+                Step::Command(command) => match apply::plan(command) {
+                    Plan::Refuse(reason) => results[i] = Applied::Refused(reason),
+                    Plan::Run(planned) => {
+                        results[i] = Applied::Done;
+                        for stmt in planned {
+                            if stmt.guard.is_some() {
+                                decided_by[i] = Some(stmts.len());
                             }
-                        };
+                            stmts.push(stmt);
+                        }
                     }
+                },
+            }
+        }
+        flush_settings(&mut settings, &mut settings_at, &mut stmts, &mut decided_by);
+        stmts.push(Stmt::new(
+            upsert_meta_sql("sm_meta"),
+            vec![Arg::Text(KEY_APPLIED.into()), Arg::Blob(encode(&Some(last))?)],
+        ));
+        if let Some(m) = &membership {
+            stmts.push(Stmt::new(
+                upsert_meta_sql("sm_meta"),
+                vec![Arg::Text(KEY_MEMBERSHIP.into()), Arg::Blob(encode(m)?)],
+            ));
+        }
+        let affected = {
+            let mut guard = self.writer.lock().await?;
+            run_in_transaction(guard.conn(), &stmts).await?
+        };
+        for (i, by) in decided_by.iter().enumerate() {
+            let Some(at) = *by else { continue };
+            match &stmts[at].guard {
+                Some(reason) if affected.get(at).copied().unwrap_or(0) == 0 => {
+                    results[i] = Applied::Refused(reason.clone())
                 }
+                _ => results[i] = Applied::Done,
             }
-            if !settings.is_empty() {
-                let stmt = apply::settings_batch(&settings);
-                bind_args!(sqlx::query(crate::store::dynamic(&stmt.sql)), &stmt.args).execute(&mut *tx).await?;
-                for at in settings_at.drain(..) {
-                    results[at] = Applied::Done;
-                }
-            }
-            sqlx::query(crate::store::dynamic(&upsert_meta_sql("sm_meta"))).bind(KEY_APPLIED).bind(encode(&Some(last))?).execute(&mut *tx).await?;
-            if let Some(m) = &membership {
-                sqlx::query(crate::store::dynamic(&upsert_meta_sql("sm_meta"))).bind(KEY_MEMBERSHIP).bind(encode(m)?).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-        });
+        }
         self.applied = Some(last);
         if let Some(m) = membership {
             self.membership = m;

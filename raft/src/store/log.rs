@@ -33,12 +33,14 @@ use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 
 use crate::error::LedgerError;
-use crate::on_backend;
 use crate::on_pool;
 use crate::store::Database;
 use crate::store::ReadPool;
 use crate::store::Writer;
 use crate::store::read_meta;
+use crate::store::script::Arg;
+use crate::store::script::Stmt;
+use crate::store::script::run_in_transaction;
 use crate::store::upsert_meta_sql;
 use crate::types::Entry;
 use crate::types::LogId;
@@ -368,71 +370,69 @@ async fn run_writer(writer: Writer, mut rx: mpsc::UnboundedReceiver<WriteOp>, sh
     }
 }
 
-/// One multi-row upsert of log rows. Upsert, not insert: a truncation followed by a re-append
-/// in an earlier batch is already deleted, but a crash between the two must not wedge restart.
-macro_rules! insert_rows {
-    ($exec:expr, $chunk:expr) => {{
-        let chunk = $chunk;
-        let mut sql = String::with_capacity(40 + chunk.len() * 16);
-        sql.push_str("INSERT INTO raft_log (idx, entry) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
+/// The statements of one writer batch: log rows as multi-row upserts (a truncation followed by
+/// a re-append must not collide with rows a crash left behind), votes, truncations, purges and
+/// the newest committed marker.
+fn batch_statements(batch: &[WriteOp]) -> Vec<Stmt> {
+    let mut stmts = Vec::new();
+    let mut pending_rows: Vec<&(i64, Vec<u8>)> = Vec::new();
+    let mut committed: Option<&Option<Vec<u8>>> = None;
+    let flush = |rows: &mut Vec<&(i64, Vec<u8>)>, stmts: &mut Vec<Stmt>| {
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::with_capacity(48 + chunk.len() * 16);
+            sql.push_str("INSERT INTO raft_log (idx, entry) VALUES ");
+            let mut args = Vec::with_capacity(chunk.len() * 2);
+            for (i, (idx, bytes)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+                args.push(Arg::Int(*idx));
+                args.push(Arg::Blob(bytes.clone()));
             }
-            sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+            sql.push_str(" ON CONFLICT (idx) DO UPDATE SET entry = excluded.entry");
+            stmts.push(Stmt::new(sql, args));
         }
-        sql.push_str(" ON CONFLICT (idx) DO UPDATE SET entry = excluded.entry");
-        let mut query = sqlx::query(crate::store::dynamic(&sql));
-        for (idx, bytes) in chunk.iter() {
-            query = query.bind(*idx).bind(bytes.as_slice());
+        rows.clear();
+    };
+    for op in batch {
+        if !matches!(op, WriteOp::Append { .. }) {
+            flush(&mut pending_rows, &mut stmts);
         }
-        query.execute($exec).await?;
-    }};
+        match op {
+            WriteOp::Append { rows, .. } => pending_rows.extend(rows.iter()),
+            WriteOp::Vote { bytes, .. } => {
+                stmts
+                    .push(Stmt::new(upsert_meta_sql(META), vec![Arg::Text(KEY_VOTE.into()), Arg::Blob(bytes.clone())]));
+            }
+            WriteOp::Committed { bytes, .. } => committed = Some(bytes),
+            WriteOp::TruncateAfter { after, .. } => {
+                let from = after.map(|a| a as i64 + 1).unwrap_or(0);
+                stmts.push(Stmt::new("DELETE FROM raft_log WHERE idx >= $1", vec![Arg::Int(from)]));
+            }
+            WriteOp::Purge { upto, bytes, .. } => {
+                stmts.push(Stmt::new("DELETE FROM raft_log WHERE idx <= $1", vec![Arg::Int(*upto as i64)]));
+                stmts.push(Stmt::new(
+                    upsert_meta_sql(META),
+                    vec![Arg::Text(KEY_PURGED.into()), Arg::Blob(bytes.clone())],
+                ));
+            }
+        }
+    }
+    flush(&mut pending_rows, &mut stmts);
+    match committed {
+        Some(Some(bytes)) => stmts
+            .push(Stmt::new(upsert_meta_sql(META), vec![Arg::Text(KEY_COMMITTED.into()), Arg::Blob(bytes.clone())])),
+        Some(None) => {
+            stmts.push(Stmt::new(format!("DELETE FROM {META} WHERE key = $1"), vec![Arg::Text(KEY_COMMITTED.into())]))
+        }
+        None => {}
+    }
+    stmts
 }
 
 async fn write_batch(conn: &mut crate::store::WriteConn, batch: &[WriteOp]) -> Result<(), sqlx::Error> {
-    on_backend!(conn, c => {
-        let mut tx = sqlx::Connection::begin(c).await?;
-        let mut pending_rows: Vec<&(i64, Vec<u8>)> = Vec::new();
-        let mut committed: Option<&Option<Vec<u8>>> = None;
-        for op in batch {
-            if !matches!(op, WriteOp::Append { .. }) && !pending_rows.is_empty() {
-                for chunk in pending_rows.chunks(ROWS_PER_INSERT) {
-                    insert_rows!(&mut *tx, chunk);
-                }
-                pending_rows.clear();
-            }
-            match op {
-                WriteOp::Append { rows, .. } => pending_rows.extend(rows.iter()),
-                WriteOp::Vote { bytes, .. } => {
-                    sqlx::query(crate::store::dynamic(&upsert_meta_sql(META))).bind(KEY_VOTE).bind(bytes).execute(&mut *tx).await?;
-                }
-                WriteOp::Committed { bytes, .. } => committed = Some(bytes),
-                WriteOp::TruncateAfter { after, .. } => {
-                    let from = after.map(|a| a as i64 + 1).unwrap_or(0);
-                    sqlx::query("DELETE FROM raft_log WHERE idx >= $1").bind(from).execute(&mut *tx).await?;
-                }
-                WriteOp::Purge { upto, bytes, .. } => {
-                    sqlx::query("DELETE FROM raft_log WHERE idx <= $1").bind(*upto as i64).execute(&mut *tx).await?;
-                    sqlx::query(crate::store::dynamic(&upsert_meta_sql(META))).bind(KEY_PURGED).bind(bytes).execute(&mut *tx).await?;
-                }
-            }
-        }
-        for chunk in pending_rows.chunks(ROWS_PER_INSERT) {
-            insert_rows!(&mut *tx, chunk);
-        }
-        if let Some(bytes) = committed {
-            match bytes {
-                Some(bytes) => {
-                    sqlx::query(crate::store::dynamic(&upsert_meta_sql(META))).bind(KEY_COMMITTED).bind(bytes).execute(&mut *tx).await?;
-                }
-                None => {
-                    sqlx::query(crate::store::dynamic(&format!("DELETE FROM {META} WHERE key = $1"))).bind(KEY_COMMITTED).execute(&mut *tx).await?;
-                }
-            }
-        }
-        tx.commit().await
-    })
+    run_in_transaction(conn, &batch_statements(batch)).await.map(|_| ())
 }
 
 impl LogReader {
@@ -545,7 +545,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             self.submit(WriteOp::Vote { seq, bytes, done })?;
         }
         wait.await.map_err(|_| io::Error::other("log writer stopped"))??;
-        self.shared.lock().vote = Some(vote.clone());
+        self.shared.lock().vote = Some(*vote);
         Ok(())
     }
 
