@@ -25,6 +25,8 @@ pub mod snapshot;
 pub mod state;
 pub mod store;
 pub mod tables;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod types;
 
 pub use error::LedgerError;

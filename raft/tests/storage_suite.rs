@@ -23,10 +23,10 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Sql
 
 struct PostgresBuilder;
 
-impl StoreBuilder<TypeConfig, LogStore, StateMachine, (common::PgDb, tempfile::TempDir)> for PostgresBuilder {
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, (ledger::testing::PgDb, tempfile::TempDir)> for PostgresBuilder {
     async fn build(
         &self,
-    ) -> Result<((common::PgDb, tempfile::TempDir), LogStore, StateMachine), StorageError<TypeConfig>> {
+    ) -> Result<((ledger::testing::PgDb, tempfile::TempDir), LogStore, StateMachine), StorageError<TypeConfig>> {
         let pg = common::fresh_pg().await.expect("PostgreSQL was reachable a moment ago");
         let (guard, dir) = common::temp_dir();
         let (_db, storage) = Storage::open(&pg.url, &dir).await.expect("open postgres ledger");

@@ -93,50 +93,5 @@ pub async fn id_of(cluster: &LocalCluster, i: usize) -> u64 {
     cluster.status(i).await.expect("status").id
 }
 
-/// A PostgreSQL database for one test, dropped afterwards; `None` (and a loud message) when no
-/// server answers at `LEDGER_TEST_PG_URL` (default postgres://postgres@127.0.0.1:5432/postgres).
-pub struct PgDb {
-    pub url: String,
-    name: String,
-    admin: String,
-}
-
-pub async fn fresh_pg() -> Option<PgDb> {
-    use sqlx::Connection;
-    let admin =
-        std::env::var("LEDGER_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut conn = match sqlx::PgConnection::connect(&admin).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("SKIPPED (PostgreSQL): no server at {admin}: {e}");
-            return None;
-        }
-    };
-    let name = format!("ledger_it_{}_{}", std::process::id(), Instant::now().elapsed().as_nanos() ^ rand_u32());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.ok()?;
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
-    Some(PgDb { url: format!("{base}/{name}"), name, admin })
-}
-
-fn rand_u32() -> u128 {
-    use std::hash::BuildHasher;
-    std::collections::hash_map::RandomState::new().hash_one(0u8) as u128
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let (name, admin) = (self.name.clone(), self.admin.clone());
-        let _ = std::thread::spawn(move || {
-            use sqlx::Connection;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            rt.block_on(async {
-                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-    }
-}
+#[allow(unused_imports)]
+pub use ledger::testing::fresh_pg;
