@@ -31,6 +31,7 @@ pub fn describe() {
     describe_gauge!("raft_heartbeat_age_ms", "leader only: ms since a follower acknowledged a heartbeat");
     describe_gauge!("raft_voters", "number of voters in the membership");
     describe_counter!("raft_leader_changes_total", "times this node saw the leader change");
+    describe_counter!("raft_dead_leader_detected_total", "probes that found the leader's port closed (fast failover)");
     describe_histogram!("ledger_log_commit_seconds", "log store transaction commit (fsync) latency");
     describe_histogram!("ledger_proposal_seconds", "proposal to applied latency");
     describe_histogram!("ledger_log_commit_ops", "write operations per log store transaction (group commit)");

@@ -7,6 +7,7 @@
 //! the call is in flight, until the caller's deadline. Either way the call returns only after
 //! the command is committed and applied on the leader, with the deterministic result of apply.
 
+pub mod leader_watch;
 pub mod metrics;
 
 use std::collections::BTreeMap;
@@ -121,6 +122,7 @@ impl LedgerNode {
         let service = LedgerService::new(raft, id, data_dir.join("snapshots"), node.clone(), &endpoint);
         tokio::spawn(endpoint.clone().serve(Arc::new(service)));
         tokio::spawn(metrics::mirror(node.clone()));
+        tokio::spawn(leader_watch::watch(node.clone(), Duration::from_millis((t.heartbeat_ms / 2).max(5))));
         tracing::info!(
             node_id = id,
             name = %node.me.name,
