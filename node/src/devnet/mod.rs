@@ -34,7 +34,7 @@ pub struct DevnetArgs {
     /// Delete the data folder first.
     #[arg(long)]
     pub fresh: bool,
-    /// First port (transport base+i, admin base+100+i, metrics base+200+i).
+    /// First port (transport base+i, admin base+100+i, metrics base+200+i); 0 picks free ports.
     #[arg(long, default_value_t = 17100)]
     pub base_port: u16,
     #[arg(long, value_enum, default_value = "fast")]
@@ -64,7 +64,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     let binary = std::env::current_exe().context("locating the validator binary")?;
     let mut options = ClusterOptions::new(args.nodes.into(), binary);
     options.profile = args.profile.into();
-    options.base_port = Some(args.base_port);
+    options.base_port = (args.base_port != 0).then_some(args.base_port);
     let mut cluster = LocalCluster::prepare(&args.data_dir, &options)?;
     println!("devnet: {} nodes under {}", cluster.nodes.len(), cluster.root.display());
     cluster.start_all()?;
