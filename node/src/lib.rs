@@ -7,6 +7,7 @@
 //!
 //! * [`config`]: the TOML configuration, checked at start;
 //! * [`init`]: `validator init` (certificates, config, the cluster CA once);
+//! * [`challenge`]: the challenge math, bit-exact with the Python workers (byteleap-protocol.md §3);
 //! * [`cluster`]: a running member (ledger + Raft + transport) and proposals;
 //! * [`admin`]: the admin gRPC service and its client;
 //! * [`daemon`]: `validator run`, process lifecycle, logging, metrics endpoint;
@@ -16,6 +17,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod challenge;
 pub mod cluster;
 pub mod config;
 pub mod ctl;

@@ -66,6 +66,9 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Recompute challenges by hand (JSON), to check workers against the original's numbers.
+    #[command(subcommand)]
+    Tools(validator_node::ctl::tools::ToolsCommand),
 }
 
 #[derive(Subcommand)]
@@ -80,8 +83,16 @@ enum Profile {
     Production,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        // The message chain, not a backtrace: this is for operators.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     validator_node::install_crypto();
     // `run` sizes its runtime from the config; everything else uses the default.
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -144,6 +155,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Devnet(args) => validator_node::devnet::run(args).await,
             Command::Bench(BenchCommand::Raft(args)) => validator_node::bench::raft::run(args).await,
+            Command::Tools(command) => validator_node::ctl::tools::run(command),
         }
     })
 }

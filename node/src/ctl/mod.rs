@@ -1,4 +1,6 @@
-//! What validatorctl prints: tables for people, JSON for scripts.
+//! What validatorctl prints: tables for people, JSON for scripts; and `validator tools`.
+
+pub mod tools;
 
 use comfy_table::Table;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
