@@ -33,6 +33,22 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The miner-facing axon's TCP port (original: `port`, 1024..=65535, §6). Default 9091.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// The IP miners dial, as served on chain (original: `external_ip`, §6). Unset: the axon's
+    /// bind address.
+    #[serde(default)]
+    pub external_ip: Option<String>,
+    /// Subnet id (original: `netuid`, §6). Default 128.
+    #[serde(default = "default_netuid")]
+    pub netuid: u16,
+    #[serde(default)]
+    pub wallet: WalletSection,
+    #[serde(default)]
+    pub axon: AxonSection,
+    #[serde(default)]
+    pub security: SecuritySection,
     pub node: NodeSection,
     #[serde(default)]
     pub database: DatabaseSection,
@@ -61,6 +77,108 @@ pub struct NodeSection {
     /// share a host: the devnet gives each node one.
     #[serde(default)]
     pub worker_threads: usize,
+}
+
+fn default_port() -> u16 {
+    9091
+}
+
+fn default_netuid() -> u16 {
+    128
+}
+
+/// The validator's hotkey, as the bittensor SDK lays wallets out (original: `wallet.*`, §6):
+/// `<path>/<name>/hotkeys/<hotkey>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletSection {
+    #[serde(default = "default_wallet_name")]
+    pub name: String,
+    #[serde(default = "default_wallet_hotkey")]
+    pub hotkey: String,
+    #[serde(default = "default_wallet_path")]
+    pub path: PathBuf,
+}
+
+fn default_wallet_name() -> String {
+    "validator".into()
+}
+fn default_wallet_hotkey() -> String {
+    "default".into()
+}
+fn default_wallet_path() -> PathBuf {
+    PathBuf::from("~/.bittensor/wallets")
+}
+
+impl Default for WalletSection {
+    fn default() -> Self {
+        WalletSection { name: default_wallet_name(), hotkey: default_wallet_hotkey(), path: default_wallet_path() }
+    }
+}
+
+/// The miner-facing HTTP server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AxonSection {
+    /// Serve miners at all. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// IP the axon binds (with `port`). Default 0.0.0.0.
+    #[serde(default = "default_bind_ip")]
+    pub bind_ip: std::net::IpAddr,
+    /// Largest request body, KiB. A heartbeat of 100 workers with full GPU inventories is
+    /// well under 1 MiB; a GPU proof carries up to 3 full rows of 32k values (~2 MiB). Default 8192.
+    #[serde(default = "default_max_body_kib")]
+    pub max_body_kib: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_bind_ip() -> std::net::IpAddr {
+    std::net::IpAddr::from([0, 0, 0, 0])
+}
+fn default_max_body_kib() -> u64 {
+    8192
+}
+
+impl Default for AxonSection {
+    fn default() -> Self {
+        AxonSection { enabled: true, bind_ip: default_bind_ip(), max_body_kib: default_max_body_kib() }
+    }
+}
+
+/// Original: `security.rate_limit.*` (§2.3, §6).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySection {
+    #[serde(default)]
+    pub rate_limit: RateLimitSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    /// Sliding window, seconds (1..=3600). Original default 30.
+    #[serde(default = "default_rate_window")]
+    pub window_seconds: u64,
+    /// Requests per hotkey per window (1..=1000000). The original's 150 refuses honest
+    /// 100-worker miners (§8.4.28); default 600.
+    #[serde(default = "default_rate_max")]
+    pub max_requests: u32,
+}
+
+fn default_rate_window() -> u64 {
+    crate::axon::limits::DEFAULT_WINDOW_S
+}
+fn default_rate_max() -> u32 {
+    crate::axon::limits::DEFAULT_MAX_REQUESTS
+}
+
+impl Default for RateLimitSection {
+    fn default() -> Self {
+        RateLimitSection { window_seconds: default_rate_window(), max_requests: default_rate_max() }
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -314,6 +432,20 @@ impl Config {
             return Err(invalid("database.url", "must start with sqlite:// or postgres://"));
         }
         check_range("node.worker_threads", self.node.worker_threads as u64, 0, 1024)?;
+        check_range("port", self.port.into(), 1024, 65535)?;
+        check_range("axon.max_body_kib", self.axon.max_body_kib, 16, 1 << 20)?;
+        check_range("security.rate_limit.window_seconds", self.security.rate_limit.window_seconds, 1, 3600)?;
+        check_range("security.rate_limit.max_requests", self.security.rate_limit.max_requests.into(), 1, 1_000_000)?;
+        for (key, value) in [("wallet.name", &self.wallet.name), ("wallet.hotkey", &self.wallet.hotkey)] {
+            if value.is_empty() || value.contains('/') || value.contains("..") {
+                return Err(invalid(key, format!("must be a plain file name, got {value:?}")));
+            }
+        }
+        if let Some(ip) = &self.external_ip
+            && ip.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(invalid("external_ip", format!("must be an IP address, got {ip:?}")));
+        }
         let t = self.raft.timings();
         check_range("raft.heartbeat_ms", t.heartbeat_ms, 10, 10_000)?;
         check_range("raft.election_timeout_min_ms", t.election_min_ms, 50, 60_000)?;
@@ -353,6 +485,17 @@ impl Config {
 
     fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
+    }
+
+    /// The validator's hotkey file: `wallet.path/wallet.name/hotkeys/wallet.hotkey` (`~` is the
+    /// home folder; relative paths are taken from the config file's folder).
+    pub fn hotkey_file(&self) -> PathBuf {
+        let path = &self.wallet.path;
+        let base = match path.to_str().and_then(|p| p.strip_prefix("~/")) {
+            Some(rest) => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(rest),
+            None => self.resolve(path),
+        };
+        base.join(&self.wallet.name).join("hotkeys").join(&self.wallet.hotkey)
     }
 
     pub fn data_dir(&self) -> PathBuf {

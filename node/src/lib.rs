@@ -16,6 +16,7 @@
 //! * [`ctl`]: the commands of `validatorctl`.
 
 pub mod admin;
+pub mod axon;
 pub mod bench;
 pub mod challenge;
 pub mod cluster;

@@ -67,6 +67,8 @@ pub struct StateMachine {
     membership: StoredMembership,
     current: CurrentSnapshot,
     progress: watch::Sender<Option<LogId>>,
+    /// Bumped whenever the registered neurons may have changed (a metagraph sync or a snapshot).
+    metagraph: watch::Sender<u64>,
 }
 
 /// Builds snapshots off the apply path.
@@ -81,6 +83,7 @@ pub struct SnapshotBuilder {
 pub struct StateReader {
     readers: ReadPool,
     progress: watch::Receiver<Option<LogId>>,
+    metagraph: watch::Receiver<u64>,
 }
 
 /// The content hash of the state at one applied log index.
@@ -147,6 +150,7 @@ impl StateMachine {
         }
         let writer = db.apply_writer().await?;
         let (progress, _) = watch::channel(applied);
+        let (metagraph, _) = watch::channel(0);
         Ok(StateMachine {
             writer,
             readers,
@@ -155,12 +159,17 @@ impl StateMachine {
             membership,
             current: Arc::new(Mutex::new(current)),
             progress,
+            metagraph,
         })
     }
 
     /// A reader that stays valid after the state machine moves into openraft.
     pub fn reader(&self) -> StateReader {
-        StateReader { readers: self.readers.clone(), progress: self.progress.subscribe() }
+        StateReader {
+            readers: self.readers.clone(),
+            progress: self.progress.subscribe(),
+            metagraph: self.metagraph.subscribe(),
+        }
     }
 
     /// Applies a batch of decoded steps in one transaction and returns one result per step.
@@ -244,6 +253,9 @@ impl StateMachine {
             self.membership = m;
         }
         self.progress.send_replace(self.applied);
+        if steps.iter().any(|s| matches!(s, Step::Command(Command::SyncMetagraph(_)))) {
+            self.metagraph.send_modify(|v| *v += 1);
+        }
         Ok(results)
     }
 
@@ -309,6 +321,7 @@ impl StateMachine {
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         self.progress.send_replace(self.applied);
+        self.metagraph.send_modify(|v| *v += 1);
         tracing::info!(last_log_id = ?meta.last_log_id.map(|l| l.index), rows = rows_seen, "snapshot installed");
         metrics::counter!("ledger_snapshots_installed_total").increment(1);
         Ok(())
@@ -429,6 +442,18 @@ impl StateReader {
             .await
             .map(|_| ())
             .map_err(|_| LedgerError::Corrupt("state machine stopped".into()))
+    }
+
+    /// A receiver that changes whenever the registered neurons may have changed.
+    pub fn metagraph_changes(&self) -> watch::Receiver<u64> {
+        self.metagraph.clone()
+    }
+
+    /// Every registered hotkey (the axon's allow-list, byteleap-protocol.md §2.2).
+    pub async fn registered_hotkeys(&self) -> Result<Vec<String>, LedgerError> {
+        Ok(on_pool!(&self.readers, p => {
+            sqlx::query_scalar::<_, String>("SELECT hotkey FROM neurons").fetch_all(p).await
+        })?)
     }
 
     /// A cluster-wide setting.

@@ -1,0 +1,8 @@
+//! The miner-facing axon: the Bittensor axon protocol as ByteLeap miners speak it.
+//!
+//! Pieces so far: hotkeys and signatures ([`identity`]), request freshness ([`nonce`]) and the
+//! per-hotkey rate limit ([`limits`]).
+
+pub mod identity;
+pub mod limits;
+pub mod nonce;
