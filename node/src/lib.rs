@@ -25,6 +25,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod devnet;
 pub mod init;
+pub mod sim;
 
 /// Installs ring as the process-wide rustls provider (the only one compiled in; see
 /// toolchain.md §3). Idempotent.

@@ -50,9 +50,11 @@ impl RateLimiter {
                 windows.remove(&oldest);
             }
         }
-        let window = windows
-            .entry(hotkey.to_string())
-            .or_insert_with(|| Window { buckets: VecDeque::new(), total: 0, last_seen: now_s });
+        let window = windows.entry(hotkey.to_string()).or_insert_with(|| Window {
+            buckets: VecDeque::new(),
+            total: 0,
+            last_seen: now_s,
+        });
         window.last_seen = now_s;
         while window.buckets.front().is_some_and(|(second, _)| second + self.window_s <= now_s) {
             if let Some((_, count)) = window.buckets.pop_front() {

@@ -3,6 +3,7 @@
 //! Pieces so far: hotkeys and signatures ([`identity`]), request freshness ([`nonce`]) and the
 //! per-hotkey rate limit ([`limits`]).
 
+pub mod http;
 pub mod identity;
 pub mod limits;
 pub mod nonce;
