@@ -345,6 +345,60 @@ impl pb::admin_server::Admin for AdminService {
         }))
     }
 
+    async fn load_metagraph(
+        &self,
+        request: Request<pb::MetagraphRequest>,
+    ) -> Result<Response<pb::ProposeReply>, Status> {
+        let r = request.into_inner();
+        let netuid = u16::try_from(r.netuid).map_err(|_| Status::invalid_argument("netuid out of range"))?;
+        let mut neurons = Vec::with_capacity(r.neurons.len());
+        for n in r.neurons {
+            let uid =
+                u16::try_from(n.uid).map_err(|_| Status::invalid_argument(format!("uid {} out of range", n.uid)))?;
+            crate::axon::identity::decode_ss58(&n.hotkey)
+                .map_err(|e| Status::invalid_argument(format!("uid {uid}: hotkey: {e}")))?;
+            neurons.push(ledger::command::Neuron {
+                uid,
+                hotkey: n.hotkey,
+                coldkey: n.coldkey,
+                stake_rao: n.stake_rao,
+                validator_permit: n.validator_permit,
+                axon: n.axon,
+            });
+        }
+        let command = Command::SyncMetagraph(ledger::command::MetagraphSync { netuid, block: r.block, neurons });
+        let proposed = self.node.propose(&command, DEFAULT_PROPOSE_TIMEOUT).await.map_err(propose_status)?;
+        let outcome = match proposed.applied {
+            Applied::Refused(reason) => return Err(Status::invalid_argument(reason)),
+            _ => "done".to_string(),
+        };
+        Ok(Response::new(pb::ProposeReply {
+            index: proposed.index,
+            term: proposed.term,
+            leader: proposed.leader,
+            outcome,
+        }))
+    }
+
+    async fn list_neurons(&self, _: Request<pb::Empty>) -> Result<Response<pb::MetagraphRequest>, Status> {
+        let neurons = self.node.state.neurons().await.map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::MetagraphRequest {
+            netuid: 0,
+            block: 0,
+            neurons: neurons
+                .into_iter()
+                .map(|n| pb::Neuron {
+                    uid: n.uid.into(),
+                    hotkey: n.hotkey,
+                    coldkey: n.coldkey,
+                    stake_rao: n.stake_rao,
+                    validator_permit: n.validator_permit,
+                    axon: n.axon,
+                })
+                .collect(),
+        }))
+    }
+
     async fn run_load(&self, request: Request<pb::RunLoadRequest>) -> Result<Response<pb::RunLoadReply>, Status> {
         let r = request.into_inner();
         if r.writers == 0 || r.writers > 4096 {

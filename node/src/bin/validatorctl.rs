@@ -54,6 +54,19 @@ enum Cmd {
     Setting(SettingCmd),
     /// Content hash of the replicated state at the node's applied index.
     StateHash,
+    /// The replicated metagraph (registered neurons; the axon's allow-list).
+    #[command(subcommand)]
+    Metagraph(MetagraphCmd),
+}
+
+#[derive(Subcommand)]
+enum MetagraphCmd {
+    /// List the registered neurons.
+    List,
+    /// Replace the metagraph from a JSON file `{"netuid", "block", "neurons": [{"uid", "hotkey",
+    /// "coldkey", "stake_rao", "validator_permit", "axon"}]}` (devnet and tests; in production
+    /// the leader syncs it from the chain).
+    Load { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -86,6 +99,30 @@ fn resolve(cli: &Cli) -> anyhow::Result<(String, CtlTls)> {
         .or_else(|| config.as_ref().map(|c| c.tls_dir()))
         .context("no TLS folder: pass --tls-dir DIR or --config FILE (or set VALIDATORCTL_TLS_DIR)")?;
     Ok((addr, CtlTls::from_dir(&tls_dir)?))
+}
+
+fn metagraph_request(doc: &serde_json::Value) -> anyhow::Result<pb::MetagraphRequest> {
+    let field = |v: &serde_json::Value, k: &str| v.get(k).cloned().unwrap_or(serde_json::Value::Null);
+    let neurons = doc.get("neurons").and_then(|n| n.as_array()).context("needs a \"neurons\" list")?;
+    let mut out = Vec::with_capacity(neurons.len());
+    for (i, n) in neurons.iter().enumerate() {
+        let uid = field(n, "uid").as_u64().with_context(|| format!("neurons[{i}].uid must be an integer"))?;
+        let hotkey =
+            field(n, "hotkey").as_str().with_context(|| format!("neurons[{i}].hotkey must be a string"))?.to_string();
+        out.push(pb::Neuron {
+            uid: u32::try_from(uid).with_context(|| format!("neurons[{i}].uid out of range"))?,
+            hotkey,
+            coldkey: field(n, "coldkey").as_str().unwrap_or_default().to_string(),
+            stake_rao: field(n, "stake_rao").as_u64().unwrap_or(0),
+            validator_permit: field(n, "validator_permit").as_bool().unwrap_or(false),
+            axon: field(n, "axon").as_str().map(str::to_string),
+        });
+    }
+    Ok(pb::MetagraphRequest {
+        netuid: u32::try_from(field(doc, "netuid").as_u64().unwrap_or(128)).context("netuid out of range")?,
+        block: field(doc, "block").as_u64().unwrap_or(0),
+        neurons: out,
+    })
 }
 
 fn print_json(value: serde_json::Value) {
@@ -259,6 +296,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "{} at log index {} (leader {}, term {})",
                     reply.outcome, reply.index, reply.leader, reply.term
                 );
+            }
+        }
+        Cmd::Metagraph(MetagraphCmd::List) => {
+            let mut c = connect(&addr, &tls, Duration::from_secs(5)).await?;
+            let reply = c.list_neurons(pb::Empty {}).await?.into_inner();
+            if json {
+                print_json(serde_json::json!(
+                    reply
+                        .neurons
+                        .iter()
+                        .map(|n| serde_json::json!({
+                            "uid": n.uid, "hotkey": n.hotkey, "coldkey": n.coldkey, "stake_rao": n.stake_rao,
+                            "validator_permit": n.validator_permit, "axon": n.axon,
+                        }))
+                        .collect::<Vec<_>>()
+                ));
+            } else {
+                for n in &reply.neurons {
+                    println!(
+                        "{:>4} {} stake {} {}",
+                        n.uid,
+                        n.hotkey,
+                        n.stake_rao,
+                        if n.validator_permit { "permit" } else { "" }
+                    );
+                }
+                println!("{} neurons", reply.neurons.len());
+            }
+        }
+        Cmd::Metagraph(MetagraphCmd::Load { file }) => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let doc: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+            let request = metagraph_request(&doc).with_context(|| format!("{}", file.display()))?;
+            let count = request.neurons.len();
+            let mut c = connect(&addr, &tls, Duration::from_secs(5)).await?;
+            let reply = c.load_metagraph(request).await?.into_inner();
+            if json {
+                print_json(serde_json::json!({"index": reply.index, "neurons": count}));
+            } else {
+                println!("loaded {count} neurons at log index {}", reply.index);
             }
         }
         Cmd::StateHash => {

@@ -456,6 +456,30 @@ impl StateReader {
         })?)
     }
 
+    /// The registered neurons, by uid.
+    pub async fn neurons(&self) -> Result<Vec<crate::command::Neuron>, LedgerError> {
+        type Row = (i64, String, String, i64, bool, Option<String>);
+        let rows: Vec<Row> = on_pool!(&self.readers, p => {
+            sqlx::query_as::<_, Row>(
+                "SELECT uid, hotkey, coldkey, stake_rao, validator_permit, axon FROM neurons ORDER BY uid",
+            )
+            .fetch_all(p)
+            .await
+        })?;
+        rows.into_iter()
+            .map(|(uid, hotkey, coldkey, stake, permit, axon)| {
+                Ok(crate::command::Neuron {
+                    uid: u16::try_from(uid).map_err(|_| LedgerError::Corrupt(format!("uid {uid}")))?,
+                    hotkey,
+                    coldkey,
+                    stake_rao: u64::try_from(stake).map_err(|_| LedgerError::Corrupt(format!("stake {stake}")))?,
+                    validator_permit: permit,
+                    axon,
+                })
+            })
+            .collect()
+    }
+
     /// A cluster-wide setting.
     pub async fn setting(&self, key: &str) -> Result<Option<String>, LedgerError> {
         Ok(on_pool!(&self.readers, p => {
