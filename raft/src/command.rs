@@ -188,14 +188,32 @@ pub struct Heartbeat {
     pub at_ms: u64,
     /// The member whose axon received it, for operators.
     pub received_by: u64,
+    /// The miner host's public IP (`miner_info.public_ip`, §2.10.1).
+    pub public_ip: Option<String>,
+    pub miner_version: Option<String>,
     pub workers: Vec<WorkerStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerStatus {
     pub worker_id: String,
-    /// The worker's reported system and GPU information, validated JSON.
+    pub worker_name: Option<String>,
+    pub worker_version: Option<String>,
+    /// e.g. `cpu_matrix`, `gpu_matrix` (§2.10.1).
+    pub capabilities: Vec<String>,
+    /// `online`, `busy` or `offline`.
+    pub status: String,
+    /// GPUs from the worker's `gpu_plugin` report.
+    pub gpus: Vec<GpuReport>,
+    /// The worker's `system_info`, validated and size-bounded JSON.
     pub info_json: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuReport {
+    pub uuid: String,
+    pub model: String,
+    pub memory_mb: u64,
 }
 
 /// The kinds of challenge the original issues (byteleap-protocol.md §3.2, §3.3).

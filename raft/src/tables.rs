@@ -71,6 +71,19 @@ pub const TABLES: &[TableSpec] = &[
         key: &["uid"],
     },
     TableSpec {
+        name: "miners",
+        columns: &[
+            col("hotkey", Text),
+            opt("public_ip", Text),
+            opt("miner_version", Text),
+            col("last_heartbeat_ms", Int),
+            col("received_by", Int),
+            col("ip_changes", Int),
+            opt("ip_changed_at_ms", Int),
+        ],
+        key: &["hotkey"],
+    },
+    TableSpec {
         name: "workers",
         columns: &[
             col("hotkey", Text),
@@ -78,8 +91,27 @@ pub const TABLES: &[TableSpec] = &[
             col("last_heartbeat_ms", Int),
             col("received_by", Int),
             col("info_json", Text),
+            opt("worker_name", Text),
+            opt("worker_version", Text),
+            col("capabilities", Text),
+            col("status", Text),
         ],
         key: &["hotkey", "worker_id"],
+    },
+    TableSpec {
+        name: "gpu_inventory",
+        columns: &[
+            col("gpu_uuid", Text),
+            col("hotkey", Text),
+            col("worker_id", Text),
+            col("gpu_model", Text),
+            col("memory_mb", Int),
+            col("first_seen_ms", Int),
+            col("last_seen_ms", Int),
+            opt("contested_by", Text),
+            col("conflicts", Int),
+        ],
+        key: &["gpu_uuid"],
     },
     TableSpec {
         name: "challenges",

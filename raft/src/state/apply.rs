@@ -196,6 +196,37 @@ fn metagraph(sync: &MetagraphSync) -> Result<Vec<Stmt>, String> {
     Ok(stmts)
 }
 
+/// A GPU whose owner has not reported it for this long may be claimed by another worker
+/// (hardware moves); before that, a second claimant is recorded as a conflict, never given the
+/// GPU (byteleap-protocol.md §8.2.8; 30 min is the original's GPU inactivity rule, §3.1).
+pub const GPU_OWNER_IDLE_MS: i64 = 30 * 60 * 1000;
+
+/// `(...),(...)` placeholders for `rows` rows of `width` values.
+fn values_sql(rows: usize, width: usize) -> String {
+    let mut sql = String::with_capacity(rows * width * 5);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..width {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${}", r * width + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+fn opt_text(value: &Option<String>, what: &str) -> Result<Arg, String> {
+    if let Some(v) = value {
+        text(v, what)?;
+    }
+    Ok(Arg::OptText(value.clone()))
+}
+
 fn heartbeat(hb: &Heartbeat) -> Result<Vec<Stmt>, String> {
     if hb.workers.len() > MAX_WORKERS_PER_HEARTBEAT {
         return Err(format!("heartbeat lists {} workers, at most {MAX_WORKERS_PER_HEARTBEAT}", hb.workers.len()));
@@ -203,35 +234,121 @@ fn heartbeat(hb: &Heartbeat) -> Result<Vec<Stmt>, String> {
     text(&hb.hotkey, "hotkey")?;
     let at = int(hb.at_ms, "at_ms")?;
     let by = int(hb.received_by, "received_by")?;
-    let mut latest = BTreeMap::new();
+    let mut stmts = vec![Stmt::new(
+        "INSERT INTO miners (hotkey, public_ip, miner_version, last_heartbeat_ms, received_by, ip_changes, \
+         ip_changed_at_ms) VALUES ($1, $2, $3, $4, $5, 0, NULL) \
+         ON CONFLICT (hotkey) DO UPDATE SET \
+         ip_changes = miners.ip_changes + CASE WHEN excluded.public_ip IS NOT NULL AND miners.public_ip IS NOT NULL \
+           AND miners.public_ip <> excluded.public_ip THEN 1 ELSE 0 END, \
+         ip_changed_at_ms = CASE WHEN excluded.public_ip IS NOT NULL AND miners.public_ip IS NOT NULL \
+           AND miners.public_ip <> excluded.public_ip THEN excluded.last_heartbeat_ms ELSE miners.ip_changed_at_ms END, \
+         public_ip = COALESCE(excluded.public_ip, miners.public_ip), \
+         miner_version = COALESCE(excluded.miner_version, miners.miner_version), \
+         last_heartbeat_ms = CASE WHEN excluded.last_heartbeat_ms > miners.last_heartbeat_ms \
+           THEN excluded.last_heartbeat_ms ELSE miners.last_heartbeat_ms END, \
+         received_by = excluded.received_by",
+        vec![
+            Arg::Text(hb.hotkey.clone()),
+            opt_text(&hb.public_ip, "public ip")?,
+            opt_text(&hb.miner_version, "miner version")?,
+            Arg::Int(at),
+            Arg::Int(by),
+        ],
+    )];
+
+    // One row per worker id (the last report of an id wins, as applied one by one would).
+    let mut workers = BTreeMap::new();
     for w in &hb.workers {
         text(&w.worker_id, "worker id")?;
         text(&w.info_json, "worker info")?;
-        latest.insert(w.worker_id.clone(), w.info_json.clone());
+        workers.insert(w.worker_id.as_str(), w);
     }
-    if latest.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut sql =
-        String::from("INSERT INTO workers (hotkey, worker_id, last_heartbeat_ms, received_by, info_json) VALUES ");
-    let mut args = Vec::with_capacity(latest.len() * 5);
-    for (i, (worker_id, info)) in latest.into_iter().enumerate() {
-        if i > 0 {
-            sql.push(',');
+    if !workers.is_empty() {
+        let mut args = Vec::with_capacity(workers.len() * 9);
+        for w in workers.values() {
+            args.push(Arg::Text(hb.hotkey.clone()));
+            args.push(Arg::Text(w.worker_id.clone()));
+            args.push(Arg::Int(at));
+            args.push(Arg::Int(by));
+            args.push(Arg::Text(w.info_json.clone()));
+            args.push(opt_text(&w.worker_name, "worker name")?);
+            args.push(opt_text(&w.worker_version, "worker version")?);
+            let capabilities = serde_json::to_string(&w.capabilities).map_err(|e| e.to_string())?;
+            text(&capabilities, "capabilities")?;
+            args.push(Arg::Text(capabilities));
+            text(&w.status, "status")?;
+            args.push(Arg::Text(w.status.clone()));
         }
-        let b = i * 5;
-        sql.push_str(&format!("(${},${},${},${},${})", b + 1, b + 2, b + 3, b + 4, b + 5));
-        args.push(Arg::Text(hb.hotkey.clone()));
-        args.push(Arg::Text(worker_id));
-        args.push(Arg::Int(at));
-        args.push(Arg::Int(by));
-        args.push(Arg::Text(info));
+        stmts.push(Stmt::new(
+            format!(
+                "INSERT INTO workers (hotkey, worker_id, last_heartbeat_ms, received_by, info_json, worker_name, \
+                 worker_version, capabilities, status) VALUES {} \
+                 ON CONFLICT (hotkey, worker_id) DO UPDATE SET \
+                 last_heartbeat_ms = CASE WHEN excluded.last_heartbeat_ms > workers.last_heartbeat_ms \
+                   THEN excluded.last_heartbeat_ms ELSE workers.last_heartbeat_ms END, \
+                 received_by = excluded.received_by, info_json = excluded.info_json, \
+                 worker_name = COALESCE(excluded.worker_name, workers.worker_name), \
+                 worker_version = excluded.worker_version, capabilities = excluded.capabilities, \
+                 status = excluded.status",
+                values_sql(workers.len(), 9)
+            ),
+            args,
+        ));
     }
-    sql.push_str(
-        " ON CONFLICT (hotkey, worker_id) DO UPDATE SET last_heartbeat_ms = excluded.last_heartbeat_ms, \
-         received_by = excluded.received_by, info_json = excluded.info_json",
-    );
-    Ok(vec![Stmt::new(sql, args)])
+
+    // GPUs: the first report of a uuid in this heartbeat counts (PostgreSQL touches a row once
+    // per statement).
+    let mut gpus = BTreeMap::new();
+    for w in workers.values() {
+        for g in &w.gpus {
+            text(&g.uuid, "gpu uuid")?;
+            text(&g.model, "gpu model")?;
+            gpus.entry(g.uuid.as_str()).or_insert((w.worker_id.as_str(), g));
+        }
+    }
+    if !gpus.is_empty() {
+        let mut args = Vec::with_capacity(gpus.len() * 7);
+        for (uuid, (worker_id, g)) in &gpus {
+            args.push(Arg::Text((*uuid).to_string()));
+            args.push(Arg::Text(hb.hotkey.clone()));
+            args.push(Arg::Text((*worker_id).to_string()));
+            args.push(Arg::Text(g.model.clone()));
+            args.push(Arg::Int(int(g.memory_mb, "gpu memory")?));
+            args.push(Arg::Int(at));
+            args.push(Arg::Int(at));
+        }
+        let rows = (0..gpus.len())
+            .map(|r| {
+                let b = r * 7;
+                format!("(${},${},${},${},${},${},${},NULL,0)", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7)
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let keep = format!(
+            "(gpu_inventory.hotkey = excluded.hotkey AND gpu_inventory.worker_id = excluded.worker_id) \
+             OR excluded.last_seen_ms - gpu_inventory.last_seen_ms > {GPU_OWNER_IDLE_MS}"
+        );
+        stmts.push(Stmt::new(
+            format!(
+                "INSERT INTO gpu_inventory (gpu_uuid, hotkey, worker_id, gpu_model, memory_mb, first_seen_ms, \
+                 last_seen_ms, contested_by, conflicts) VALUES {rows} \
+                 ON CONFLICT (gpu_uuid) DO UPDATE SET \
+                 first_seen_ms = CASE WHEN gpu_inventory.hotkey = excluded.hotkey AND gpu_inventory.worker_id = \
+                   excluded.worker_id THEN gpu_inventory.first_seen_ms WHEN {keep} THEN excluded.first_seen_ms \
+                   ELSE gpu_inventory.first_seen_ms END, \
+                 hotkey = CASE WHEN {keep} THEN excluded.hotkey ELSE gpu_inventory.hotkey END, \
+                 worker_id = CASE WHEN {keep} THEN excluded.worker_id ELSE gpu_inventory.worker_id END, \
+                 gpu_model = CASE WHEN {keep} THEN excluded.gpu_model ELSE gpu_inventory.gpu_model END, \
+                 memory_mb = CASE WHEN {keep} THEN excluded.memory_mb ELSE gpu_inventory.memory_mb END, \
+                 last_seen_ms = CASE WHEN {keep} THEN excluded.last_seen_ms ELSE gpu_inventory.last_seen_ms END, \
+                 contested_by = CASE WHEN {keep} THEN gpu_inventory.contested_by \
+                   ELSE excluded.hotkey || ':' || excluded.worker_id END, \
+                 conflicts = gpu_inventory.conflicts + CASE WHEN {keep} THEN 0 ELSE 1 END"
+            ),
+            args,
+        ));
+    }
+    Ok(stmts)
 }
 
 /// One upsert for a run of `PutSetting` commands (the last value per key wins, as it would
@@ -326,9 +443,18 @@ mod tests {
     #[test]
     fn oversized_heartbeats_are_refused() {
         let workers = (0..=MAX_WORKERS_PER_HEARTBEAT)
-            .map(|i| WorkerStatus { worker_id: format!("w{i}"), info_json: "{}".into() })
+            .map(|i| WorkerStatus {
+                worker_id: format!("w{i}"),
+                worker_name: None,
+                worker_version: None,
+                capabilities: vec![],
+                status: "online".into(),
+                gpus: vec![],
+                info_json: "{}".into(),
+            })
             .collect();
-        let hb = Heartbeat { hotkey: "hk".into(), at_ms: 1, received_by: 1, workers };
+        let hb =
+            Heartbeat { hotkey: "hk".into(), at_ms: 1, received_by: 1, public_ip: None, miner_version: None, workers };
         assert!(matches!(plan(&Command::RecordHeartbeat(hb)), Plan::Refuse(_)));
     }
 

@@ -86,6 +86,32 @@ pub struct StateReader {
     metagraph: watch::Receiver<u64>,
 }
 
+/// A miner row (see `migrations/*/0002_miners.sql`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinerRow {
+    pub hotkey: String,
+    pub public_ip: Option<String>,
+    pub miner_version: Option<String>,
+    pub last_heartbeat_ms: i64,
+    pub received_by: i64,
+    pub ip_changes: i64,
+    pub ip_changed_at_ms: Option<i64>,
+}
+
+/// A GPU inventory row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuRow {
+    pub uuid: String,
+    pub hotkey: String,
+    pub worker_id: String,
+    pub model: String,
+    pub memory_mb: i64,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub contested_by: Option<String>,
+    pub conflicts: i64,
+}
+
 /// The content hash of the state at one applied log index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateHash {
@@ -478,6 +504,69 @@ impl StateReader {
                 })
             })
             .collect()
+    }
+
+    /// A miner as heartbeats left it.
+    pub async fn miner(&self, hotkey: &str) -> Result<Option<MinerRow>, LedgerError> {
+        type Row = (Option<String>, Option<String>, i64, i64, i64, Option<i64>);
+        let row: Option<Row> = on_pool!(&self.readers, p => {
+            sqlx::query_as::<_, Row>(
+                "SELECT public_ip, miner_version, last_heartbeat_ms, received_by, ip_changes, ip_changed_at_ms \
+                 FROM miners WHERE hotkey = $1",
+            )
+            .bind(hotkey)
+            .fetch_optional(p)
+            .await
+        })?;
+        Ok(row.map(|(public_ip, miner_version, last, by, changes, changed_at)| MinerRow {
+            hotkey: hotkey.to_string(),
+            public_ip,
+            miner_version,
+            last_heartbeat_ms: last,
+            received_by: by,
+            ip_changes: changes,
+            ip_changed_at_ms: changed_at,
+        }))
+    }
+
+    /// One GPU of the inventory.
+    pub async fn gpu(&self, uuid: &str) -> Result<Option<GpuRow>, LedgerError> {
+        let rows = self.gpus_where("gpu_uuid = $1", uuid, None).await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// The GPUs a worker owns.
+    pub async fn gpus_of(&self, hotkey: &str, worker_id: &str) -> Result<Vec<GpuRow>, LedgerError> {
+        self.gpus_where("hotkey = $1 AND worker_id = $2", hotkey, Some(worker_id)).await
+    }
+
+    async fn gpus_where(&self, condition: &str, a: &str, b: Option<&str>) -> Result<Vec<GpuRow>, LedgerError> {
+        type Row = (String, String, String, String, i64, i64, i64, Option<String>, i64);
+        let sql = format!(
+            "SELECT gpu_uuid, hotkey, worker_id, gpu_model, memory_mb, first_seen_ms, last_seen_ms, contested_by, \
+             conflicts FROM gpu_inventory WHERE {condition} ORDER BY gpu_uuid"
+        );
+        let rows: Vec<Row> = on_pool!(&self.readers, p => {
+            let mut q = sqlx::query_as::<_, Row>(crate::store::dynamic(&sql)).bind(a);
+            if let Some(b) = b {
+                q = q.bind(b);
+            }
+            q.fetch_all(p).await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(uuid, hotkey, worker_id, model, memory_mb, first, last, contested_by, conflicts)| GpuRow {
+                uuid,
+                hotkey,
+                worker_id,
+                model,
+                memory_mb,
+                first_seen_ms: first,
+                last_seen_ms: last,
+                contested_by,
+                conflicts,
+            })
+            .collect())
     }
 
     /// A cluster-wide setting.
