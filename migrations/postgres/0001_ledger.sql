@@ -47,17 +47,33 @@ CREATE TABLE workers (
 );
 
 CREATE TABLE challenges (
-    id            TEXT PRIMARY KEY,
-    hotkey        TEXT NOT NULL,
-    worker_id     TEXT NOT NULL,
-    kind          TEXT NOT NULL,
-    seed          BYTEA NOT NULL,
-    matrix_size   BIGINT NOT NULL,
-    iterations    BIGINT NOT NULL,
-    status        TEXT NOT NULL,
-    issued_at_ms  BIGINT NOT NULL,
-    updated_at_ms BIGINT NOT NULL,
-    detail_json   TEXT
+    id               TEXT PRIMARY KEY,
+    hotkey           TEXT NOT NULL,
+    worker_id        TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    seed             BYTEA NOT NULL,
+    matrix_size      BIGINT NOT NULL,
+    iterations       BIGINT NOT NULL,
+    status           TEXT NOT NULL,
+    issued_at_ms     BIGINT NOT NULL,
+    updated_at_ms    BIGINT NOT NULL,
+    -- Deadline of the current status (byteleap-protocol.md §8.3.16: enforced at request time).
+    deadline_ms      BIGINT,
+    sent_at_ms       BIGINT,
+    committed_at_ms  BIGINT,
+    commitments_json TEXT,
+    targets_json     TEXT,
+    verifying_at_ms  BIGINT,
+    -- The member holding the proof while it is verified.
+    received_by      BIGINT,
+    finished_at_ms   BIGINT,
+    success          BOOLEAN,
+    success_count    BIGINT,
+    verification_ms  BIGINT,
+    verified_by      BIGINT,
+    -- The challenge ended for a reason on our side (lost proof, restart): never scored.
+    validator_fault  BOOLEAN NOT NULL DEFAULT FALSE,
+    notes            TEXT
 );
 CREATE INDEX challenges_worker ON challenges (hotkey, worker_id);
 CREATE INDEX challenges_status ON challenges (status);

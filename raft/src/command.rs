@@ -230,6 +230,14 @@ impl ChallengeKind {
             ChallengeKind::GpuMatrix => "gpu_matrix",
         }
     }
+
+    pub fn parse(text: &str) -> Option<ChallengeKind> {
+        match text {
+            "cpu_matrix" => Some(ChallengeKind::CpuMatrix),
+            "gpu_matrix" => Some(ChallengeKind::GpuMatrix),
+            _ => None,
+        }
+    }
 }
 
 /// The challenge lifecycle of byteleap-protocol.md §1.5.
@@ -258,6 +266,18 @@ impl ChallengeStatus {
     pub fn is_final(self) -> bool {
         matches!(self, ChallengeStatus::Verified | ChallengeStatus::Failed)
     }
+
+    pub fn parse(text: &str) -> Option<ChallengeStatus> {
+        Some(match text {
+            "created" => ChallengeStatus::Created,
+            "sent" => ChallengeStatus::Sent,
+            "committed" => ChallengeStatus::Committed,
+            "verifying" => ChallengeStatus::Verifying,
+            "verified" => ChallengeStatus::Verified,
+            "failed" => ChallengeStatus::Failed,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -274,15 +294,47 @@ pub struct IssuedChallenge {
     pub issued_at_ms: u64,
 }
 
+/// A challenge moving along its lifecycle (byteleap-protocol.md §1.5). Guarded: it applies only
+/// if the challenge is still in `from`, so two members racing on one challenge cannot both win.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChallengeTransition {
     pub id: String,
-    /// The status the proposer saw; apply refuses the transition if the challenge moved on.
+    /// The status the proposer saw.
     pub from: ChallengeStatus,
-    pub to: ChallengeStatus,
-    pub at_ms: u64,
-    /// Status-specific detail (commitments, targets, verification notes) as JSON.
-    pub detail_json: Option<String>,
+    pub step: ChallengeStep,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ChallengeStep {
+    /// The miner polled: created → sent (§2.10.2). The deadline is the poll plus the challenge
+    /// timeout.
+    Sent { at_ms: u64, deadline_ms: u64 },
+    /// A commitment was accepted: created/sent → committed (§3.5), with the proof requests the
+    /// proposer drew (`targets_json`, §3.6).
+    Committed { at_ms: u64, deadline_ms: u64, commitments_json: String, targets_json: String },
+    /// A commitment that asks for no proof: → verified without a verdict (§3.5 step 6).
+    AutoVerified { at_ms: u64 },
+    /// A proof was accepted: committed → verifying (§3.7). `received_by` keeps the proof.
+    Verifying { at_ms: u64, deadline_ms: u64, received_by: u64 },
+    /// The verdict: verifying → verified or failed (§3.8).
+    Verified { at_ms: u64, success: bool, success_count: u32, verification_ms: u64, verified_by: u64, notes: String },
+    /// Ended without a verdict: a timeout, a refused commitment, or a fault on our side
+    /// (`validator_fault`, never scored against the worker).
+    Failed { at_ms: u64, notes: String, validator_fault: bool },
+}
+
+impl ChallengeStep {
+    /// The status this step leads to.
+    pub fn to(&self) -> ChallengeStatus {
+        match self {
+            ChallengeStep::Sent { .. } => ChallengeStatus::Sent,
+            ChallengeStep::Committed { .. } => ChallengeStatus::Committed,
+            ChallengeStep::AutoVerified { .. } => ChallengeStatus::Verified,
+            ChallengeStep::Verifying { .. } => ChallengeStatus::Verifying,
+            ChallengeStep::Verified { success: true, .. } => ChallengeStatus::Verified,
+            ChallengeStep::Verified { success: false, .. } | ChallengeStep::Failed { .. } => ChallengeStatus::Failed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

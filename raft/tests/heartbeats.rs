@@ -3,32 +3,11 @@
 
 mod common;
 
-use futures::stream;
 use ledger::Storage;
 use ledger::command::Command;
 use ledger::command::GpuReport;
 use ledger::command::Heartbeat;
-use ledger::command::Proposal;
 use ledger::command::WorkerStatus;
-use ledger::state::StateMachine;
-use ledger::types::Entry;
-use ledger::types::EntryPayload;
-use ledger::types::LogId;
-use openraft::storage::RaftStateMachine;
-
-struct Applier {
-    sm: StateMachine,
-    next: u64,
-}
-
-impl Applier {
-    async fn apply(&mut self, command: Command) {
-        self.next += 1;
-        let log_id = LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 1, node_id: 1 }, self.next);
-        let entry = Entry { log_id, payload: EntryPayload::Normal(Proposal::encode(&command)) };
-        self.sm.apply(stream::iter(vec![Ok((entry, None))])).await.unwrap();
-    }
-}
 
 fn worker(id: &str, gpus: &[&str]) -> WorkerStatus {
     WorkerStatus {
@@ -60,7 +39,7 @@ async fn scenario(url: &str) {
     let (_guard, dir) = common::temp_dir();
     let (_db, storage) = Storage::open(url, &dir).await.unwrap();
     let reader = storage.reader.clone();
-    let mut a = Applier { sm: storage.state_machine, next: 0 };
+    let mut a = common::Applier::new(storage.state_machine);
     let minute = 60_000;
 
     a.apply(heartbeat("alice", 1_000, "1.1.1.1", vec![worker("w1", &["GPU-A"])])).await;

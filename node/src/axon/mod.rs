@@ -6,4 +6,6 @@
 pub mod http;
 pub mod identity;
 pub mod limits;
+pub mod messages;
 pub mod nonce;
+pub mod session;

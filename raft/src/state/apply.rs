@@ -15,6 +15,8 @@
 use std::collections::BTreeMap;
 
 use crate::command::Applied;
+use crate::command::ChallengeStep;
+use crate::command::ChallengeTransition;
 use crate::command::Command;
 use crate::command::Heartbeat;
 use crate::command::MetagraphSync;
@@ -76,7 +78,7 @@ fn translate(command: &Command) -> Result<Vec<Stmt>, String> {
             let at = int(c.issued_at_ms, "issued_at_ms")?;
             vec![Stmt::guarded(
                 "INSERT INTO challenges (id, hotkey, worker_id, kind, seed, matrix_size, iterations, status, \
-                 issued_at_ms, updated_at_ms, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, 'created', $8, $8, NULL) \
+                 issued_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 'created', $8, $8) \
                  ON CONFLICT (id) DO NOTHING",
                 vec![
                     Arg::Text(c.id.clone()),
@@ -91,26 +93,7 @@ fn translate(command: &Command) -> Result<Vec<Stmt>, String> {
                 format!("challenge {} already exists", c.id),
             )]
         }
-        Command::AdvanceChallenge(t) => {
-            if t.from.is_final() {
-                return Err(format!("challenge {} is already {}", t.id, t.from.as_str()));
-            }
-            if let Some(detail) = &t.detail_json {
-                text(detail, "challenge detail")?;
-            }
-            vec![Stmt::guarded(
-                "UPDATE challenges SET status = $1, updated_at_ms = $2, detail_json = COALESCE($3, detail_json) \
-                 WHERE id = $4 AND status = $5",
-                vec![
-                    Arg::Text(t.to.as_str().into()),
-                    Arg::Int(int(t.at_ms, "at_ms")?),
-                    Arg::OptText(t.detail_json.clone()),
-                    Arg::Text(t.id.clone()),
-                    Arg::Text(t.from.as_str().into()),
-                ],
-                format!("challenge {} is not {} any more (or does not exist)", t.id, t.from.as_str()),
-            )]
-        }
+        Command::AdvanceChallenge(t) => vec![challenge_step(t)?],
         Command::RecordScorePass(pass) => {
             let weights = postcard::to_allocvec(&pass.weights).map_err(|e| e.to_string())?;
             vec![Stmt::new(
@@ -155,6 +138,74 @@ fn translate(command: &Command) -> Result<Vec<Stmt>, String> {
             )]
         }
     })
+}
+
+fn challenge_step(t: &ChallengeTransition) -> Result<Stmt, String> {
+    if t.from.is_final() {
+        return Err(format!("challenge {} is already {}", t.id, t.from.as_str()));
+    }
+    text(&t.id, "challenge id")?;
+    let to = Arg::Text(t.step.to().as_str().into());
+    let (set, mut args): (&str, Vec<Arg>) = match &t.step {
+        ChallengeStep::Sent { at_ms, deadline_ms } => (
+            "updated_at_ms = $2, sent_at_ms = $2, deadline_ms = $3",
+            vec![Arg::Int(int(*at_ms, "at_ms")?), Arg::Int(int(*deadline_ms, "deadline_ms")?)],
+        ),
+        ChallengeStep::Committed { at_ms, deadline_ms, commitments_json, targets_json } => {
+            text(commitments_json, "commitments")?;
+            text(targets_json, "targets")?;
+            (
+                "updated_at_ms = $2, committed_at_ms = $2, deadline_ms = $3, commitments_json = $4, targets_json = $5",
+                vec![
+                    Arg::Int(int(*at_ms, "at_ms")?),
+                    Arg::Int(int(*deadline_ms, "deadline_ms")?),
+                    Arg::Text(commitments_json.clone()),
+                    Arg::Text(targets_json.clone()),
+                ],
+            )
+        }
+        ChallengeStep::AutoVerified { at_ms } => (
+            "updated_at_ms = $2, finished_at_ms = $2, deadline_ms = NULL, notes = 'auto-verified: no proof requested'",
+            vec![Arg::Int(int(*at_ms, "at_ms")?)],
+        ),
+        ChallengeStep::Verifying { at_ms, deadline_ms, received_by } => (
+            "updated_at_ms = $2, verifying_at_ms = $2, deadline_ms = $3, received_by = $4",
+            vec![
+                Arg::Int(int(*at_ms, "at_ms")?),
+                Arg::Int(int(*deadline_ms, "deadline_ms")?),
+                Arg::Int(int(*received_by, "received_by")?),
+            ],
+        ),
+        ChallengeStep::Verified { at_ms, success, success_count, verification_ms, verified_by, notes } => {
+            text(notes, "notes")?;
+            (
+                "updated_at_ms = $2, finished_at_ms = $2, deadline_ms = NULL, success = $3, success_count = $4, \
+                 verification_ms = $5, verified_by = $6, notes = $7",
+                vec![
+                    Arg::Int(int(*at_ms, "at_ms")?),
+                    Arg::Bool(*success),
+                    Arg::Int((*success_count).into()),
+                    Arg::Int(int(*verification_ms, "verification_ms")?),
+                    Arg::Int(int(*verified_by, "verified_by")?),
+                    Arg::Text(notes.clone()),
+                ],
+            )
+        }
+        ChallengeStep::Failed { at_ms, notes, validator_fault } => {
+            text(notes, "notes")?;
+            (
+                "updated_at_ms = $2, finished_at_ms = $2, deadline_ms = NULL, notes = $3, validator_fault = $4",
+                vec![Arg::Int(int(*at_ms, "at_ms")?), Arg::Text(notes.clone()), Arg::Bool(*validator_fault)],
+            )
+        }
+    };
+    let n = args.len() + 2;
+    let sql = format!("UPDATE challenges SET status = $1, {set} WHERE id = ${} AND status = ${}", n, n + 1);
+    let mut all = vec![to];
+    all.append(&mut args);
+    all.push(Arg::Text(t.id.clone()));
+    all.push(Arg::Text(t.from.as_str().into()));
+    Ok(Stmt::guarded(sql, all, format!("challenge {} is not {} any more (or does not exist)", t.id, t.from.as_str())))
 }
 
 fn metagraph(sync: &MetagraphSync) -> Result<Vec<Stmt>, String> {
@@ -397,9 +448,7 @@ mod tests {
             Command::AdvanceChallenge(ChallengeTransition {
                 id: "c".into(),
                 from: ChallengeStatus::Created,
-                to: ChallengeStatus::Sent,
-                at_ms: 2,
-                detail_json: None,
+                step: ChallengeStep::Sent { at_ms: 2, deadline_ms: 3 },
             }),
             Command::CommitWeightIntent(WeightIntent {
                 window: 1,

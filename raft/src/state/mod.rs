@@ -30,6 +30,7 @@ use self::apply::Arg;
 use self::apply::Plan;
 use self::apply::Stmt;
 use crate::command::Applied;
+use crate::command::ChallengeStatus;
 use crate::command::Command;
 use crate::error::LedgerError;
 use crate::on_backend;
@@ -86,6 +87,68 @@ pub struct StateReader {
     metagraph: watch::Receiver<u64>,
 }
 
+/// A challenge row (see `migrations/*/0001_ledger.sql`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeRow {
+    pub id: String,
+    pub hotkey: String,
+    pub worker_id: String,
+    pub kind: String,
+    pub seed: Vec<u8>,
+    pub matrix_size: i64,
+    pub iterations: i64,
+    pub status: String,
+    pub issued_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub deadline_ms: Option<i64>,
+    pub sent_at_ms: Option<i64>,
+    pub committed_at_ms: Option<i64>,
+    pub commitments_json: Option<String>,
+    pub targets_json: Option<String>,
+    pub received_by: Option<i64>,
+    pub success: Option<bool>,
+    pub success_count: Option<i64>,
+    pub validator_fault: bool,
+    pub notes: Option<String>,
+}
+
+impl ChallengeRow {
+    fn from_row<R: sqlx::Row>(row: &R) -> Result<ChallengeRow, sqlx::Error>
+    where
+        for<'r> &'r str: sqlx::ColumnIndex<R>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<bool>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(ChallengeRow {
+            id: row.try_get("id")?,
+            hotkey: row.try_get("hotkey")?,
+            worker_id: row.try_get("worker_id")?,
+            kind: row.try_get("kind")?,
+            seed: row.try_get("seed")?,
+            matrix_size: row.try_get("matrix_size")?,
+            iterations: row.try_get("iterations")?,
+            status: row.try_get("status")?,
+            issued_at_ms: row.try_get("issued_at_ms")?,
+            updated_at_ms: row.try_get("updated_at_ms")?,
+            deadline_ms: row.try_get("deadline_ms")?,
+            sent_at_ms: row.try_get("sent_at_ms")?,
+            committed_at_ms: row.try_get("committed_at_ms")?,
+            commitments_json: row.try_get("commitments_json")?,
+            targets_json: row.try_get("targets_json")?,
+            received_by: row.try_get("received_by")?,
+            success: row.try_get("success")?,
+            success_count: row.try_get("success_count")?,
+            validator_fault: row.try_get("validator_fault")?,
+            notes: row.try_get("notes")?,
+        })
+    }
+}
+
 /// A miner row (see `migrations/*/0002_miners.sql`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MinerRow {
@@ -120,17 +183,26 @@ pub struct StateHash {
     pub rows: u64,
 }
 
+/// Binds a canonical row; NULLs get their column's type (PostgreSQL refuses a text NULL in a
+/// BIGINT column).
 macro_rules! bind_values {
-    ($query:expr, $values:expr) => {{
+    ($query:expr, $spec:expr, $rows:expr) => {{
         let mut q = $query;
-        for value in $values {
-            q = match value {
-                Value::Null => q.bind(Option::<String>::None),
-                Value::Int(v) => q.bind(*v),
-                Value::Text(v) => q.bind(v.as_str()),
-                Value::Blob(v) => q.bind(v.as_slice()),
-                Value::Bool(v) => q.bind(*v),
-            };
+        for row in $rows {
+            for (value, column) in row.iter().zip($spec.columns.iter()) {
+                q = match value {
+                    Value::Null => match column.ty {
+                        tables::ColType::Int => q.bind(Option::<i64>::None),
+                        tables::ColType::Text => q.bind(Option::<String>::None),
+                        tables::ColType::Blob => q.bind(Option::<Vec<u8>>::None),
+                        tables::ColType::Bool => q.bind(Option::<bool>::None),
+                    },
+                    Value::Int(v) => q.bind(*v),
+                    Value::Text(v) => q.bind(v.as_str()),
+                    Value::Blob(v) => q.bind(v.as_slice()),
+                    Value::Bool(v) => q.bind(*v),
+                };
+            }
         }
         q
     }};
@@ -317,7 +389,7 @@ impl StateMachine {
                 }
                 if let Some(spec) = table && (flush || pending.len() >= tables::rows_per_insert(spec)) && !pending.is_empty() {
                     let sql = tables::insert_sql(spec, pending.len());
-                    bind_values!(sqlx::query(crate::store::dynamic(&sql)), pending.iter().flatten()).execute(&mut *tx).await?;
+                    bind_values!(sqlx::query(crate::store::dynamic(&sql)), spec, pending.iter()).execute(&mut *tx).await?;
                     pending.clear();
                 }
                 match record {
@@ -567,6 +639,44 @@ impl StateReader {
                 conflicts,
             })
             .collect())
+    }
+
+    /// One challenge.
+    pub async fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>, LedgerError> {
+        Ok(self.challenges_where("id = $1", &[id]).await?.into_iter().next())
+    }
+
+    /// A miner's challenges in one status, oldest first.
+    pub async fn challenges_of(&self, hotkey: &str, status: ChallengeStatus) -> Result<Vec<ChallengeRow>, LedgerError> {
+        self.challenges_where("hotkey = $1 AND status = $2", &[hotkey, status.as_str()]).await
+    }
+
+    /// Challenges in a status whose deadline is before `now_ms` (the leader's sweep).
+    pub async fn overdue_challenges(
+        &self,
+        status: ChallengeStatus,
+        now_ms: i64,
+    ) -> Result<Vec<ChallengeRow>, LedgerError> {
+        let mut rows = self.challenges_where("status = $1 AND deadline_ms IS NOT NULL", &[status.as_str()]).await?;
+        rows.retain(|r| r.deadline_ms.is_some_and(|d| d < now_ms));
+        Ok(rows)
+    }
+
+    async fn challenges_where(&self, condition: &str, binds: &[&str]) -> Result<Vec<ChallengeRow>, LedgerError> {
+        let sql = format!(
+            "SELECT id, hotkey, worker_id, kind, seed, matrix_size, iterations, status, issued_at_ms, updated_at_ms, \
+             deadline_ms, sent_at_ms, committed_at_ms, commitments_json, targets_json, received_by, success, \
+             success_count, validator_fault, notes FROM challenges WHERE {condition} ORDER BY issued_at_ms, id"
+        );
+        let rows = on_pool!(&self.readers, p => {
+            let mut q = sqlx::query(crate::store::dynamic(&sql));
+            for b in binds {
+                q = q.bind(*b);
+            }
+            let rows = q.fetch_all(p).await?;
+            rows.iter().map(ChallengeRow::from_row).collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        Ok(rows)
     }
 
     /// A cluster-wide setting.

@@ -1,0 +1,111 @@
+//! The challenge lifecycle on both backends: guarded transitions, deadlines, verdicts.
+
+mod common;
+
+use ledger::Storage;
+use ledger::command::ChallengeKind;
+use ledger::command::ChallengeStatus;
+use ledger::command::ChallengeStep;
+use ledger::command::ChallengeTransition;
+use ledger::command::Command;
+use ledger::command::IssuedChallenge;
+
+fn step(id: &str, from: ChallengeStatus, step: ChallengeStep) -> Command {
+    Command::AdvanceChallenge(ChallengeTransition { id: id.into(), from, step })
+}
+
+async fn scenario(url: &str) {
+    let (_guard, dir) = common::temp_dir();
+    let (_db, storage) = Storage::open(url, &dir).await.unwrap();
+    let reader = storage.reader.clone();
+    let mut a = common::Applier::new(storage.state_machine);
+    let issue = |id: &str| {
+        Command::IssueChallenge(IssuedChallenge {
+            id: id.into(),
+            hotkey: "alice".into(),
+            worker_id: "w1".into(),
+            kind: ChallengeKind::CpuMatrix,
+            seed: [7; 16],
+            matrix_size: 2000,
+            iterations: 1,
+            issued_at_ms: 1000,
+        })
+    };
+    a.apply(issue("c1")).await;
+    a.apply(issue("c1")).await; // duplicate id: refused, nothing changes
+    let created = reader.challenges_of("alice", ChallengeStatus::Created).await.unwrap();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].seed, vec![7; 16]);
+
+    a.apply(step("c1", ChallengeStatus::Created, ChallengeStep::Sent { at_ms: 2000, deadline_ms: 62_000 })).await;
+    // A second poll racing the first sees `created` too; its transition is refused.
+    a.apply(step("c1", ChallengeStatus::Created, ChallengeStep::Sent { at_ms: 2001, deadline_ms: 62_001 })).await;
+    let c = reader.challenge("c1").await.unwrap().unwrap();
+    assert_eq!((c.status.as_str(), c.sent_at_ms, c.deadline_ms), ("sent", Some(2000), Some(62_000)));
+
+    assert_eq!(reader.overdue_challenges(ChallengeStatus::Sent, 70_000).await.unwrap().len(), 1);
+    assert!(reader.overdue_challenges(ChallengeStatus::Sent, 50_000).await.unwrap().is_empty());
+
+    a.apply(step(
+        "c1",
+        ChallengeStatus::Sent,
+        ChallengeStep::Committed {
+            at_ms: 3000,
+            deadline_ms: 63_000,
+            commitments_json: r#"{"-1":"abc"}"#.into(),
+            targets_json: "[[1,null],[5,null]]".into(),
+        },
+    ))
+    .await;
+    a.apply(step(
+        "c1",
+        ChallengeStatus::Committed,
+        ChallengeStep::Verifying { at_ms: 4000, deadline_ms: 64_000, received_by: 42 },
+    ))
+    .await;
+    let c = reader.challenge("c1").await.unwrap().unwrap();
+    assert_eq!(c.status, "verifying");
+    assert_eq!(c.received_by, Some(42));
+    assert_eq!(c.targets_json.as_deref(), Some("[[1,null],[5,null]]"));
+
+    a.apply(step(
+        "c1",
+        ChallengeStatus::Verifying,
+        ChallengeStep::Verified {
+            at_ms: 5000,
+            success: true,
+            success_count: 1,
+            verification_ms: 35,
+            verified_by: 43,
+            notes: "ok".into(),
+        },
+    ))
+    .await;
+    let c = reader.challenge("c1").await.unwrap().unwrap();
+    assert_eq!((c.status.as_str(), c.success, c.success_count, c.deadline_ms), ("verified", Some(true), Some(1), None));
+
+    // Failures: a validator-side fault is recorded as such.
+    a.apply(issue("c2")).await;
+    a.apply(step(
+        "c2",
+        ChallengeStatus::Created,
+        ChallengeStep::Failed { at_ms: 9000, notes: "proof lost with its node".into(), validator_fault: true },
+    ))
+    .await;
+    let c = reader.challenge("c2").await.unwrap().unwrap();
+    assert_eq!((c.status.as_str(), c.validator_fault), ("failed", true));
+    // Nothing moves a final challenge.
+    a.apply(step("c2", ChallengeStatus::Failed, ChallengeStep::Sent { at_ms: 1, deadline_ms: 2 })).await;
+    assert_eq!(reader.challenge("c2").await.unwrap().unwrap().status, "failed");
+}
+
+#[tokio::test]
+async fn lifecycle_on_sqlite() {
+    scenario("sqlite://ledger.db").await;
+}
+
+#[tokio::test]
+async fn lifecycle_on_postgres() {
+    let Some(pg) = common::fresh_pg().await else { return };
+    scenario(&pg.url).await;
+}
