@@ -18,7 +18,11 @@ pub fn init_logging(level: &str, json: bool) {
     let filter = std::env::var("RUST_LOG").ok().unwrap_or_else(|| level.to_string());
     let filter =
         tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
@@ -58,6 +62,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("serving metrics on {addr}"))?;
         crate::cluster::metrics::describe();
     }
+    let hotkey = crate::axon::identity::Hotkey::load(&config.hotkey_file())
+        .context("loading the validator hotkey (config keys wallet.path, wallet.name, wallet.hotkey)")?;
+    tracing::info!(hotkey = %hotkey.ss58, "validator hotkey loaded");
     let node = LedgerNode::start(&config).await?;
 
     let tls = config.tls_dir();
@@ -85,9 +92,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     tracing::info!(admin = %admin_addr, "admin service listening");
 
+    let (axon_stop, axon_stopped) = tokio::sync::oneshot::channel::<()>();
+    let axon = if config.axon.enabled {
+        let addr = std::net::SocketAddr::new(config.axon.bind_ip, config.port);
+        let limiter = crate::axon::limits::RateLimiter::new(
+            config.security.rate_limit.window_seconds,
+            config.security.rate_limit.max_requests,
+        );
+        let settings = crate::axon::miners::ProtocolSettings::default();
+        let max_body = usize::try_from(config.axon.max_body_kib * 1024).unwrap_or(usize::MAX);
+        let handle = crate::axon::start(node.clone(), hotkey.ss58.clone(), addr, max_body, limiter, settings, async {
+            let _ = axon_stopped.await;
+        })
+        .await
+        .with_context(|| format!("binding the axon on {addr}"))?;
+        Some(handle)
+    } else {
+        None
+    };
+
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(());
+    let _ = axon_stop.send(());
+    if let Some(axon) = axon {
+        let _ = axon.await;
+    }
     shutdown(node).await;
     let _ = admin.await;
     Ok(())

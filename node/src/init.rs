@@ -24,6 +24,12 @@ pub struct InitOptions {
     pub raft_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
+    /// The miner-facing axon port (original key `port`).
+    pub axon_port: u16,
+    /// Where the validator's hotkey lives (`wallet.path`, `wallet.name`, `wallet.hotkey`).
+    pub wallet: crate::config::WalletSection,
+    /// Create a new hotkey file there if none exists (devnet, first setup).
+    pub generate_hotkey: bool,
     /// Hosts peers and operators use when they differ from the listen addresses.
     pub advertise_host: Option<String>,
     pub ca_dir: PathBuf,
@@ -71,6 +77,16 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitReport> {
     write(&tls.join("node.key"), &issued.key_pem, true)?;
 
     let text = config_text(options);
+    if options.generate_hotkey {
+        let probe = Config::parse(&text, &options.dir, std::iter::empty(), "generated")
+            .context("the generated configuration is invalid")?;
+        let file = probe.hotkey_file();
+        if !file.exists() {
+            let (_, seed) = crate::axon::identity::Hotkey::generate();
+            let hotkey = crate::axon::identity::Hotkey::write_file(&file, &seed)?;
+            println!("created hotkey {} in {}", hotkey.ss58, file.display());
+        }
+    }
     // The file we write must load: catch a bad name or address here, not at first start.
     Config::parse(&text, &options.dir, std::iter::empty(), &config_path.display().to_string())
         .context("the generated configuration is invalid")?;
@@ -93,6 +109,14 @@ fn config_text(o: &InitOptions) -> String {
     };
     format!(
         r#"# ByteLeap HA validator node. Every key is described in deploy/validator.example.toml.
+
+# The miner-facing axon (original key).
+port = {axon_port}
+
+[wallet]
+path = "{wallet_path}"
+name = "{wallet_name}"
+hotkey = "{wallet_hotkey}"
 
 [node]
 name = "{name}"
@@ -128,6 +152,10 @@ format = "text"
         raft_adv = advertise(&o.raft_addr),
         admin = o.admin_addr,
         admin_adv = advertise(&o.admin_addr),
+        axon_port = o.axon_port,
+        wallet_path = o.wallet.path.display(),
+        wallet_name = o.wallet.name,
+        wallet_hotkey = o.wallet.hotkey,
     )
 }
 

@@ -21,6 +21,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start; the size of the biggest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Write a node's certificate and configuration (and the cluster CA, the first time).
     Init {
@@ -39,6 +41,19 @@ enum Command {
         /// TCP address of Prometheus /metrics.
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
+        /// The miner-facing axon port (original key `port`).
+        #[arg(long, default_value_t = 9091)]
+        axon_port: u16,
+        /// Bittensor wallets folder holding the validator's hotkey.
+        #[arg(long, default_value = "~/.bittensor/wallets")]
+        wallet_path: PathBuf,
+        #[arg(long, default_value = "validator")]
+        wallet_name: String,
+        #[arg(long, default_value = "default")]
+        wallet_hotkey: String,
+        /// Create the hotkey file if it does not exist (for a new validator or a devnet).
+        #[arg(long)]
+        generate_hotkey: bool,
         /// Host name or IP peers and operators dial, if not the listen IP.
         #[arg(long)]
         advertise_host: Option<String>,
@@ -113,6 +128,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 raft_addr,
                 admin_addr,
                 metrics_addr,
+                axon_port,
+                wallet_path,
+                wallet_name,
+                wallet_hotkey,
+                generate_hotkey,
                 advertise_host,
                 ca_dir,
                 cluster_name,
@@ -127,6 +147,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     raft_addr,
                     admin_addr,
                     metrics_addr,
+                    axon_port,
+                    wallet: validator_node::config::WalletSection {
+                        path: wallet_path,
+                        name: wallet_name,
+                        hotkey: wallet_hotkey,
+                    },
+                    generate_hotkey,
                     advertise_host,
                     ca_dir: ca_dir.clone(),
                     cluster_name,

@@ -83,6 +83,46 @@ pub async fn wait_converged(cluster: &LocalCluster, nodes: &[usize], timeout: Du
     }
 }
 
+/// Loads a metagraph of `hotkeys` (uids 0..) through node 1.
+pub async fn load_metagraph(cluster: &LocalCluster, hotkeys: &[&str]) {
+    let mut client = cluster.client(1).await.expect("admin client");
+    let neurons = hotkeys
+        .iter()
+        .enumerate()
+        .map(|(uid, hk)| pb::Neuron {
+            uid: uid as u32,
+            hotkey: hk.to_string(),
+            coldkey: String::new(),
+            stake_rao: 0,
+            validator_permit: false,
+            axon: None,
+        })
+        .collect();
+    client.load_metagraph(pb::MetagraphRequest { netuid: 128, block: 1, neurons }).await.expect("load metagraph");
+    // Every node's axon follows the replicated metagraph.
+    for node in &cluster.nodes {
+        wait_for(Duration::from_secs(10), || async {
+            let mut c = cluster.client(node.index).await.expect("client");
+            let list = c.list_neurons(pb::Empty {}).await.expect("list").into_inner();
+            list.neurons.len() == hotkeys.len()
+        })
+        .await;
+    }
+}
+
+/// Polls `check` until it holds or `timeout` passes (then panics).
+pub async fn wait_for<F, Fut>(timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "condition not met within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Every node index of the cluster.
 pub fn all(cluster: &LocalCluster) -> Vec<usize> {
     cluster.nodes.iter().map(|n| n.index).collect()

@@ -20,7 +20,6 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
@@ -42,7 +41,6 @@ use parking_lot::RwLock;
 use tokio::sync::Semaphore;
 
 use super::identity;
-use super::limits::RateLimiter;
 use super::nonce::NonceError;
 use super::nonce::NonceGuard;
 
@@ -144,28 +142,19 @@ pub struct Axon<S> {
     pub own_hotkey: String,
     pub members: Arc<Members>,
     pub nonces: NonceGuard,
-    pub limiter: RateLimiter,
     pub service: Arc<S>,
     in_flight: Semaphore,
-    started: Instant,
 }
 
 impl<S: MinerService> Axon<S> {
-    pub fn new(own_hotkey: String, members: Arc<Members>, limiter: RateLimiter, service: Arc<S>) -> Axon<S> {
+    pub fn new(own_hotkey: String, members: Arc<Members>, service: Arc<S>) -> Axon<S> {
         Axon {
             own_hotkey,
             members,
             nonces: NonceGuard::new(NONCE_CAPACITY),
-            limiter,
             service,
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
-            started: Instant::now(),
         }
-    }
-
-    /// Monotonic seconds since start (rate-limit clock).
-    pub fn monotonic_s(&self) -> u64 {
-        self.started.elapsed().as_secs()
     }
 }
 
@@ -176,18 +165,6 @@ pub fn router<S: MinerService>(axon: Arc<Axon<S>>, max_body: usize) -> Router {
         .fallback(|| async { refusal(StatusCode::NOT_FOUND, "Not Found") })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(axon)
-}
-
-/// Serves `router` on `addr` until `shutdown` resolves.
-pub async fn serve(
-    addr: SocketAddr,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 fn refusal(status: StatusCode, message: &str) -> Response {
@@ -273,13 +250,18 @@ async fn handle<S: MinerService>(
     let Ok(_permit) = tokio::time::timeout(Duration::from_secs(2), axon.in_flight.acquire()).await else {
         return refusal(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable: too many requests in flight");
     };
+    // The SDK blacklists a missing hotkey (§2.2: `missing_hotkey`), then unregistered ones, and
+    // only then verifies: a request without a valid nonce or uuid is "not verified" (401).
+    let Some(hotkey) = header(&headers, "bt_header_dendrite_hotkey") else {
+        return refusal(StatusCode::FORBIDDEN, "Forbidden. Key is blacklisted: missing_hotkey");
+    };
+    if !axon.members.contains(hotkey) {
+        return refusal(StatusCode::FORBIDDEN, &format!("Forbidden. Key is blacklisted: {hotkey}"));
+    }
     let dendrite = match DendriteHeaders::parse(&headers) {
         Ok(d) => d,
-        Err(e) => return refusal(StatusCode::BAD_REQUEST, &format!("Bad request: {e}")),
+        Err(e) => return refusal(StatusCode::UNAUTHORIZED, &format!("Not Verified with error: {e}")),
     };
-    if !axon.members.contains(&dendrite.hotkey) {
-        return refusal(StatusCode::FORBIDDEN, &format!("Forbidden. Key is blacklisted: {}", dendrite.hotkey));
-    }
     let Some(signature) = &dendrite.signature else {
         return refusal(StatusCode::UNAUTHORIZED, "Not Verified with error: missing signature");
     };
@@ -348,7 +330,7 @@ mod tests {
         let (own, _) = Hotkey::generate();
         let set = Arc::new(Members::default());
         set.replace(members.iter().map(|s| s.to_string()));
-        let axon = Arc::new(Axon::new(own.ss58.clone(), set, RateLimiter::new(30, 1000), Arc::new(Echo)));
+        let axon = Arc::new(Axon::new(own.ss58.clone(), set, Arc::new(Echo)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = router(axon, 1 << 20);

@@ -64,6 +64,8 @@ pub struct LocalNode {
     pub raft_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    /// The miner-facing axon.
+    pub axon_addr: SocketAddr,
     child: Option<tokio::process::Child>,
 }
 
@@ -99,6 +101,8 @@ pub struct LocalCluster {
     pub tls: CtlTls,
     pub nodes: Vec<LocalNode>,
     binary: PathBuf,
+    /// The validator hotkey every node serves.
+    pub hotkey: String,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -124,18 +128,19 @@ impl LocalCluster {
             let dir = root.join(format!("node-{i}"));
             let name = format!("node-{i}");
             let config = dir.join("validator.toml");
-            let (raft_addr, admin_addr, metrics_addr) = if config.exists() {
+            let (raft_addr, admin_addr, metrics_addr, axon_addr) = if config.exists() {
                 let existing = crate::config::Config::load(&config)?;
                 let metrics = existing.metrics.listen.context("existing devnet node has no metrics address")?;
-                (existing.cluster.listen, existing.admin.listen, metrics)
+                let axon = SocketAddr::from(([127, 0, 0, 1], existing.port));
+                (existing.cluster.listen, existing.admin.listen, metrics, axon)
             } else {
                 let ports = match options.base_port {
                     Some(base) => {
                         let b = base as usize;
                         let p = |off: usize| u16::try_from(b + off + i).context("port out of range");
-                        (p(0)?, p(100)?, p(200)?)
+                        (p(0)?, p(100)?, p(200)?, p(300)?)
                     }
-                    None => (free_port()?, free_port()?, free_port()?),
+                    None => (free_port()?, free_port()?, free_port()?, free_port()?),
                 };
                 let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
                 let database_url = options.databases.get(&i).cloned().unwrap_or_else(|| "sqlite://ledger.db".into());
@@ -145,6 +150,14 @@ impl LocalCluster {
                     raft_addr: addr(ports.0),
                     admin_addr: addr(ports.1),
                     metrics_addr: Some(addr(ports.2)),
+                    axon_port: ports.3,
+                    // One validator hotkey for the whole cluster: that is the point.
+                    wallet: crate::config::WalletSection {
+                        path: root.join("wallets"),
+                        name: "validator".into(),
+                        hotkey: "default".into(),
+                    },
+                    generate_hotkey: true,
                     advertise_host: None,
                     ca_dir: ca_dir.clone(),
                     cluster_name: "devnet".into(),
@@ -160,13 +173,16 @@ impl LocalCluster {
                 if !options.raft_extra.is_empty() {
                     text = text.replace("[raft]\n", &format!("[raft]\n{}\n", options.raft_extra));
                 }
-                std::fs::write(&config, text)?;
-                (addr(ports.0), addr(ports.1), addr(ports.2))
+                // The axon listens on loopback only in a devnet.
+                text = text.replace("[node]\n", "[axon]\nbind_ip = \"127.0.0.1\"\n\n[node]\n");
+                std::fs::write(&config, &text)?;
+                (addr(ports.0), addr(ports.1), addr(ports.2), addr(ports.3))
             };
-            nodes.push(LocalNode { index: i, name, dir, raft_addr, admin_addr, metrics_addr, child: None });
+            nodes.push(LocalNode { index: i, name, dir, raft_addr, admin_addr, metrics_addr, axon_addr, child: None });
         }
         let tls = CtlTls::from_dir(&ca_dir)?;
-        Ok(LocalCluster { root, ca_dir, tls, nodes, binary: options.binary.clone() })
+        let hotkey = crate::axon::identity::Hotkey::load(&root.join("wallets/validator/hotkeys/default"))?;
+        Ok(LocalCluster { root, ca_dir, tls, nodes, binary: options.binary.clone(), hotkey: hotkey.ss58 })
     }
 
     fn node(&mut self, i: usize) -> anyhow::Result<&mut LocalNode> {
