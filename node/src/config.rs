@@ -49,6 +49,8 @@ pub struct Config {
     pub axon: AxonSection,
     #[serde(default)]
     pub security: SecuritySection,
+    #[serde(default)]
+    pub validation: ValidationSection,
     pub node: NodeSection,
     #[serde(default)]
     pub database: DatabaseSection,
@@ -145,6 +147,202 @@ fn default_max_body_kib() -> u64 {
 impl Default for AxonSection {
     fn default() -> Self {
         AxonSection { enabled: true, bind_ip: default_bind_ip(), max_body_kib: default_max_body_kib() }
+    }
+}
+
+/// Challenges and their verification (original: `validation.*`, byteleap-protocol.md §3, §6).
+/// Keep these equal on every node: the leader issues with them and any node may verify.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidationSection {
+    /// Seconds between issuing passes and the least gap between two challenges of one miner.
+    pub challenge_interval: u64,
+    /// Seconds a polled challenge has for its commitment; also sent to the miner (1..=300).
+    pub challenge_timeout: u64,
+    /// `cpu_matrix` or `gpu_matrix`.
+    pub challenge_type: String,
+    /// Seconds a committed challenge has for its proof (ours; the original waits an hour, §3.9).
+    pub proof_timeout: u64,
+    /// Seconds a proof may wait for its verdict before it fails as a validator-side fault (ours).
+    pub verification_timeout: u64,
+    /// Seconds a created challenge waits for a poll before it expires (ours; §8.3.16).
+    pub created_timeout: u64,
+    pub cpu: CpuValidation,
+    pub gpu: GpuValidation,
+}
+
+impl Default for ValidationSection {
+    fn default() -> Self {
+        ValidationSection {
+            challenge_interval: 240,
+            challenge_timeout: 60,
+            challenge_type: "gpu_matrix".into(),
+            proof_timeout: 300,
+            verification_timeout: 600,
+            created_timeout: 960,
+            cpu: CpuValidation::default(),
+            gpu: GpuValidation::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CpuValidation {
+    /// 100..=10000.
+    pub matrix_size: u64,
+    /// 0..=0.5.
+    pub size_variance: f64,
+    pub iterations: u32,
+    pub verification: CpuVerification,
+}
+
+impl Default for CpuValidation {
+    fn default() -> Self {
+        CpuValidation { matrix_size: 2000, size_variance: 0.1, iterations: 1, verification: CpuVerification::default() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CpuVerification {
+    pub row_verification_count: u64,
+    pub row_verification_count_variance: f64,
+}
+
+impl Default for CpuVerification {
+    fn default() -> Self {
+        CpuVerification { row_verification_count: 50, row_verification_count_variance: 0.5 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpuValidation {
+    pub matrix_size: u64,
+    pub size_variance: f64,
+    pub iterations: u32,
+    /// Case-insensitive substrings of allowed GPU models; empty allows all.
+    pub model_allowlist: Vec<String>,
+    /// The P-256 key GPU commitments are signed with (hex, uncompressed point). Default: the
+    /// key of the distributed CUDA binary (§3.3). A devnet sets its own for simulated GPUs.
+    pub commitment_public_key: String,
+    pub verification: GpuVerification,
+}
+
+impl Default for GpuValidation {
+    fn default() -> Self {
+        GpuValidation {
+            matrix_size: 32768,
+            size_variance: 0.05,
+            iterations: 1,
+            model_allowlist: [
+                "RTX 3090",
+                "RTX 4090",
+                "RTX 5090",
+                "A100-SXM4-80GB",
+                "A100 80GB",
+                "A100-PCIE-80GB",
+                "H100 80GB",
+                "H100-PCIE-80GB",
+                "H100 94GB",
+                "H200",
+                "B200",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            commitment_public_key: crate::challenge::signature::GPU_COMMITMENT_PUBLIC_KEY_HEX.to_string(),
+            verification: GpuVerification::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpuVerification {
+    pub coordinate_sample_count: u64,
+    pub coordinate_sample_count_variance: f64,
+    pub row_verification_count: u64,
+    pub row_verification_count_variance: f64,
+    pub row_sample_rate: f64,
+    pub abs_tolerance: f64,
+    pub rel_tolerance: f64,
+    pub success_rate_threshold: f64,
+}
+
+impl Default for GpuVerification {
+    fn default() -> Self {
+        GpuVerification {
+            coordinate_sample_count: 25,
+            coordinate_sample_count_variance: 0.2,
+            row_verification_count: 2,
+            row_verification_count_variance: 0.5,
+            row_sample_rate: 0.001,
+            abs_tolerance: 0.02,
+            rel_tolerance: 0.005,
+            success_rate_threshold: 0.85,
+        }
+    }
+}
+
+fn check_fraction(key: &str, value: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {
+    if !value.is_finite() || value < lo || value > hi {
+        return Err(invalid(key, format!("must be between {lo} and {hi}, got {value}")));
+    }
+    Ok(())
+}
+
+impl ValidationSection {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_range("validation.challenge_interval", self.challenge_interval, 5, 86_400)?;
+        check_range("validation.challenge_timeout", self.challenge_timeout, 1, 300)?;
+        check_range("validation.proof_timeout", self.proof_timeout, 10, 86_400)?;
+        check_range("validation.verification_timeout", self.verification_timeout, 10, 86_400)?;
+        check_range("validation.created_timeout", self.created_timeout, 10, 7 * 86_400)?;
+        if !matches!(self.challenge_type.as_str(), "cpu_matrix" | "gpu_matrix") {
+            return Err(invalid("validation.challenge_type", "must be cpu_matrix or gpu_matrix"));
+        }
+        check_range("validation.cpu.matrix_size", self.cpu.matrix_size, 100, 10_000)?;
+        check_fraction("validation.cpu.size_variance", self.cpu.size_variance, 0.0, 0.5)?;
+        check_range("validation.cpu.iterations", self.cpu.iterations.into(), 1, 100)?;
+        let cv = &self.cpu.verification;
+        check_range("validation.cpu.verification.row_verification_count", cv.row_verification_count, 1, 10_000)?;
+        check_fraction(
+            "validation.cpu.verification.row_verification_count_variance",
+            cv.row_verification_count_variance,
+            0.0,
+            1.0,
+        )?;
+        check_range("validation.gpu.matrix_size", self.gpu.matrix_size, 1, 1 << 20)?;
+        check_fraction("validation.gpu.size_variance", self.gpu.size_variance, 0.0, 1.0)?;
+        check_range("validation.gpu.iterations", self.gpu.iterations.into(), 1, 100)?;
+        if hex::decode(&self.gpu.commitment_public_key).map_or(true, |k| k.len() != 65) {
+            return Err(invalid(
+                "validation.gpu.commitment_public_key",
+                "must be 65 bytes of hex (an uncompressed P-256 point)",
+            ));
+        }
+        let gv = &self.gpu.verification;
+        check_range("validation.gpu.verification.coordinate_sample_count", gv.coordinate_sample_count, 0, 100_000)?;
+        check_range("validation.gpu.verification.row_verification_count", gv.row_verification_count, 0, 64)?;
+        if gv.coordinate_sample_count == 0 && gv.row_verification_count == 0 {
+            return Err(invalid(
+                "validation.gpu.verification",
+                "coordinate_sample_count and row_verification_count cannot both be 0 (§1.3)",
+            ));
+        }
+        for (key, value) in [
+            ("coordinate_sample_count_variance", gv.coordinate_sample_count_variance),
+            ("row_verification_count_variance", gv.row_verification_count_variance),
+            ("row_sample_rate", gv.row_sample_rate),
+            ("abs_tolerance", gv.abs_tolerance),
+            ("rel_tolerance", gv.rel_tolerance),
+            ("success_rate_threshold", gv.success_rate_threshold),
+        ] {
+            check_fraction(&format!("validation.gpu.verification.{key}"), value, 0.0, 1.0)?;
+        }
+        Ok(())
     }
 }
 
@@ -433,6 +631,7 @@ impl Config {
         }
         check_range("node.worker_threads", self.node.worker_threads as u64, 0, 1024)?;
         check_range("port", self.port.into(), 1024, 65535)?;
+        self.validation.validate()?;
         check_range("axon.max_body_kib", self.axon.max_body_kib, 16, 1 << 20)?;
         check_range("security.rate_limit.window_seconds", self.security.rate_limit.window_seconds, 1, 3600)?;
         check_range("security.rate_limit.max_requests", self.security.rate_limit.max_requests.into(), 1, 1_000_000)?;
@@ -575,6 +774,23 @@ mod tests {
         .unwrap();
         assert_eq!(c.database.url, "postgres://postgres@db/v");
         assert_eq!(c.raft.timings().heartbeat_ms, 60);
+    }
+
+    #[test]
+    fn validation_keys_use_the_original_names_and_ranges() {
+        let c = parse(
+            &format!("{MINIMAL}\n[validation]\nchallenge_type = \"cpu_matrix\"\n[validation.cpu]\nmatrix_size = 256\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.validation.cpu.matrix_size, 256);
+        assert_eq!(c.validation.gpu.verification.row_sample_rate, 0.001);
+        let err = parse(&format!("{MINIMAL}\n[validation.cpu]\nmatrix_size = 50\n"), &[]).unwrap_err().to_string();
+        assert!(err.contains("validation.cpu.matrix_size") && err.contains("between 100 and 10000"), "{err}");
+        let err = parse(&format!("{MINIMAL}\n[validation.gpu.verification]\nabs_tolerance = 2.0\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("abs_tolerance"), "{err}");
     }
 
     #[test]

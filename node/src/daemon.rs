@@ -92,6 +92,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     tracing::info!(admin = %admin_addr, "admin service listening");
 
+    tokio::spawn(crate::duties::challenges::run(node.clone(), config.validation.clone()));
+
     let (axon_stop, axon_stopped) = tokio::sync::oneshot::channel::<()>();
     let axon = if config.axon.enabled {
         let addr = std::net::SocketAddr::new(config.axon.bind_ip, config.port);
@@ -99,7 +101,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config.security.rate_limit.window_seconds,
             config.security.rate_limit.max_requests,
         );
-        let settings = crate::axon::miners::ProtocolSettings::default();
+        let settings = crate::axon::miners::ProtocolSettings { validation: config.validation.clone() };
         let max_body = usize::try_from(config.axon.max_body_kib * 1024).unwrap_or(usize::MAX);
         let handle = crate::axon::start(node.clone(), hotkey.ss58.clone(), addr, max_body, limiter, settings, async {
             let _ = axon_stopped.await;

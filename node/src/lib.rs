@@ -10,6 +10,8 @@
 //! * [`challenge`]: the challenge math, bit-exact with the Python workers (byteleap-protocol.md §3);
 //! * [`cluster`]: a running member (ledger + Raft + transport) and proposals;
 //! * [`admin`]: the admin gRPC service and its client;
+//! * [`proofs`]: verification jobs and their fan-out across members;
+//! * [`duties`]: leader-only loops (challenge issuing and deadlines);
 //! * [`daemon`]: `validator run`, process lifecycle, logging, metrics endpoint;
 //! * [`devnet`]: `validator devnet`, a local cluster of real processes;
 //! * [`bench`]: `validator bench ...`;
@@ -24,7 +26,9 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod devnet;
+pub mod duties;
 pub mod init;
+pub mod proofs;
 pub mod sim;
 
 /// Installs ring as the process-wide rustls provider (the only one compiled in; see

@@ -170,6 +170,8 @@ impl pb::admin_server::Admin for AdminService {
                 }
             })
             .collect();
+        let (challenges_open, challenges_verified, challenges_failed) =
+            self.node.state.challenge_counts().await.unwrap_or_default();
         let running = match &m.running_state {
             Ok(()) => "running".to_string(),
             Err(fatal) => format!("stopped: {fatal}"),
@@ -192,6 +194,9 @@ impl pb::admin_server::Admin for AdminService {
             version: env!("CARGO_PKG_VERSION").into(),
             leader_changes: self.node.leader_changes(),
             running,
+            challenges_open,
+            challenges_verified,
+            challenges_failed,
         }))
     }
 

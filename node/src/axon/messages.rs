@@ -9,6 +9,11 @@
 use serde_json::Map;
 use serde_json::Value;
 
+use crate::challenge::merkle::MerkleProof;
+use crate::challenge::verify::CpuProof;
+use crate::challenge::verify::GpuProof;
+use crate::proofs::job::ProofMaterial;
+
 /// Workers taken from one heartbeat (byteleap-protocol.md §8.4.24: cap at 100 per miner).
 pub const MAX_WORKERS: usize = 100;
 /// Longest id or name string accepted.
@@ -191,6 +196,188 @@ pub fn parse_task_request(value: &Value) -> Result<(), ModelError> {
         None | Some(Value::Null) => Ok(()),
         Some(Value::String(s)) if s.trim() == "challenge" => Ok(()),
         Some(_) => Err(err("request_type: Input should be 'challenge'")),
+    }
+}
+
+/// Commitments one message may carry (one per GPU, or the CPU sentinel).
+pub const MAX_COMMITMENTS: usize = MAX_GPUS + 1;
+/// Rows one proof may reveal (the original requests at most 75 CPU rows, 3 GPU rows: §3.6).
+pub const MAX_PROOF_ROWS: usize = 10_000;
+/// Siblings in one Merkle path (⌈log2 10000⌉ = 14 for CPU; 2^20 GPU rows → 20).
+pub const MAX_PATH: usize = 64;
+/// Values one GPU proof may carry: coordinates plus 3 full rows of up to 2^20 (§3.7).
+pub const MAX_VALUES: usize = 4 << 20;
+
+/// One Phase 1 commitment (§2.10.3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commitment {
+    pub uuid: String,
+    /// As submitted (the GPU signature covers this exact text, §3.3).
+    pub merkle_root: String,
+    pub sig_ver: i64,
+    pub sig_val: String,
+}
+
+/// `CommitmentData` (§2.10.3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitmentData {
+    pub worker_id: String,
+    pub commitments: Vec<Commitment>,
+}
+
+impl CommitmentData {
+    pub fn parse(value: &Value) -> Result<CommitmentData, ModelError> {
+        let obj = object(value, "commitment")?;
+        let missing = || err("Missing required fields: challenge_id, worker_id, commitments");
+        let worker_id = opt_str(obj, "worker_id", MAX_NAME)?.filter(|w| !w.is_empty()).ok_or_else(missing)?;
+        let list = match obj.get("commitments") {
+            Some(Value::Array(list)) if !list.is_empty() => list,
+            _ => return Err(missing()),
+        };
+        if list.len() > MAX_COMMITMENTS {
+            return Err(err(format!("commitments: at most {MAX_COMMITMENTS}")));
+        }
+        let mut commitments = Vec::with_capacity(list.len());
+        for (i, c) in list.iter().enumerate() {
+            let c = object(c, &format!("commitments.{i}"))?;
+            let uuid = req_str(c, "uuid", MAX_NAME)?;
+            if uuid.is_empty() {
+                return Err(err(format!("commitments.{i}.uuid: String should have at least 1 character")));
+            }
+            let merkle_root = req_str(c, "merkle_root", MAX_NAME)?;
+            let digits = merkle_root.strip_prefix("0x").unwrap_or(&merkle_root);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err(format!("commitments.{i}.merkle_root: must be hexadecimal")));
+            }
+            let sig_ver = match c.get("sig_ver") {
+                None | Some(Value::Null) => 0,
+                Some(v) => v.as_i64().ok_or_else(|| err(format!("commitments.{i}.sig_ver: must be an integer")))?,
+            };
+            let sig_val = opt_str(c, "sig_val", 1024)?.unwrap_or_default();
+            commitments.push(Commitment { uuid, merkle_root, sig_ver, sig_val });
+        }
+        Ok(CommitmentData { worker_id, commitments })
+    }
+}
+
+fn string_list(obj: &Map<String, Value>, key: &str, max_items: usize) -> Result<Vec<String>, ModelError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(list)) => {
+            if list.len() > max_items {
+                return Err(err(format!("{key}: at most {max_items} items")));
+            }
+            list.iter()
+                .map(|v| match v {
+                    Value::String(s) => bounded(s, key, MAX_NAME),
+                    _ => Err(err(format!("{key}: Input should be a valid string"))),
+                })
+                .collect()
+        }
+        Some(_) => Err(err(format!("{key}: Input should be a valid list"))),
+    }
+}
+
+fn merkle_proofs(obj: &Map<String, Value>) -> Result<Vec<MerkleProof>, ModelError> {
+    let list = match obj.get("merkle_proofs") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(err("merkle_proofs: Input should be a valid list")),
+    };
+    if list.len() > MAX_PROOF_ROWS {
+        return Err(err(format!("merkle_proofs: at most {MAX_PROOF_ROWS} items")));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let p = object(p, &format!("merkle_proofs.{i}"))?;
+            let leaf_index = p
+                .get("leaf_index")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| err(format!("merkle_proofs.{i}.leaf_index: must be an integer")))?;
+            let leaf_hash = req_str(p, "leaf_hash", MAX_NAME)?;
+            let proof_hashes = string_list(p, "proof_hashes", MAX_PATH)?;
+            let proof_directions = match p.get("proof_directions") {
+                Some(Value::Array(d)) if d.len() <= MAX_PATH => d
+                    .iter()
+                    .map(|b| b.as_bool().ok_or_else(|| err(format!("merkle_proofs.{i}.proof_directions: booleans"))))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None | Some(Value::Null) => Vec::new(),
+                Some(_) => {
+                    return Err(err(format!("merkle_proofs.{i}.proof_directions: a list of at most {MAX_PATH}")));
+                }
+            };
+            Ok(MerkleProof { leaf_index, leaf_hash, proof_hashes, proof_directions })
+        })
+        .collect()
+}
+
+/// Values as floats; `null` (Python's NaN/Infinity after lenient parsing) becomes NaN, which
+/// fails every tolerance check.
+fn values(obj: &Map<String, Value>) -> Result<Vec<f64>, ModelError> {
+    match obj.get("coordinate_values") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(list)) => {
+            if list.len() > MAX_VALUES {
+                return Err(err(format!("coordinate_values: at most {MAX_VALUES} values")));
+            }
+            list.iter()
+                .map(|v| match v {
+                    Value::Null => Ok(f64::NAN),
+                    other => other.as_f64().ok_or_else(|| err("coordinate_values: Input should be a valid number")),
+                })
+                .collect()
+        }
+        Some(_) => Err(err("coordinate_values: Input should be a valid list")),
+    }
+}
+
+/// `ProofData` (§2.10.4) checked against the committed uuids (§3.7 steps 2–3).
+pub struct ProofData;
+
+impl ProofData {
+    pub fn parse(
+        value: &Value,
+        gpu: bool,
+        committed: &std::collections::BTreeMap<String, String>,
+    ) -> Result<ProofMaterial, ModelError> {
+        let obj = object(value, "proof")?;
+        let list = match obj.get("proofs") {
+            Some(Value::Array(list)) if !list.is_empty() => list,
+            _ => return Err(err("Missing required fields: challenge_id, proofs")),
+        };
+        if list.len() > MAX_COMMITMENTS {
+            return Err(err(format!("proofs: at most {MAX_COMMITMENTS}")));
+        }
+        let mut cpu = None;
+        let mut gpus = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, p) in list.iter().enumerate() {
+            let p = object(p, &format!("proofs.{i}"))?;
+            let uuid = req_str(p, "uuid", MAX_NAME)?;
+            let row_hashes = string_list(p, "row_hashes", MAX_PROOF_ROWS)?;
+            let proofs = merkle_proofs(p)?;
+            let coordinate_values = values(p)?;
+            if gpu {
+                if uuid == "-1" || coordinate_values.is_empty() || row_hashes.is_empty() || proofs.is_empty() {
+                    return Err(err(format!("GPU proof {uuid} needs coordinate_values, row_hashes and merkle_proofs")));
+                }
+                gpus.push(GpuProof { uuid: uuid.clone(), row_hashes, merkle_proofs: proofs, coordinate_values });
+            } else {
+                if uuid != "-1" || row_hashes.is_empty() || proofs.is_empty() || cpu.is_some() {
+                    return Err(err("A CPU proof is exactly one entry with uuid -1, row_hashes and merkle_proofs"));
+                }
+                cpu = Some(CpuProof { row_hashes, merkle_proofs: proofs });
+            }
+            seen.insert(uuid);
+        }
+        if seen.iter().ne(committed.keys()) {
+            return Err(err("Proof uuids do not match the committed uuids"));
+        }
+        Ok(match cpu {
+            Some(proof) => ProofMaterial::Cpu(proof),
+            None => ProofMaterial::Gpu(gpus),
+        })
     }
 }
 

@@ -40,7 +40,10 @@ pub async fn start(
     let members = Arc::new(http::Members::default());
     tokio::spawn(follow_metagraph(node.clone(), members.clone()));
     let sessions = session::SessionStore::new(hotkey.clone(), session::SessionStoreConfig::default());
-    let desk = Arc::new(miners::MinerDesk::new(node, sessions, limiter, settings));
+    let verifier = crate::proofs::fanout::Verifier::new(node.clone());
+    node.register_service(crate::proofs::fanout::SERVICE, verifier.service());
+    let dispatcher = crate::proofs::fanout::Dispatcher::new(node.clone(), verifier);
+    let desk = Arc::new(miners::MinerDesk::new(node, sessions, limiter, settings, dispatcher));
     tokio::spawn(expire_sessions(desk.clone()));
     let axon = Arc::new(http::Axon::new(hotkey, members, desk));
     let router = http::router(axon, max_body);

@@ -92,6 +92,22 @@ pub fn verify_gpu_commitment_signature(
     verify_with_key(&key, sig_ver, seed_hex, gpu_uuid, merkle_root, sig_val)
 }
 
+/// Checks a GPU commitment signature against a configured key (65-byte uncompressed SEC1 point
+/// in hex). Production uses [`GPU_COMMITMENT_PUBLIC_KEY_HEX`]; a devnet uses its own key so its
+/// simulated GPU workers can sign.
+pub fn verify_gpu_commitment_signature_with(
+    public_key_hex: &str,
+    sig_ver: i64,
+    seed_hex: &str,
+    gpu_uuid: &str,
+    merkle_root: &str,
+    sig_val: &str,
+) -> Result<(), SignatureFailure> {
+    let key_bytes = hex::decode(public_key_hex).map_err(|_| SignatureFailure::BadPublicKey)?;
+    let key = VerifyingKey::from_sec1_bytes(&key_bytes).map_err(|_| SignatureFailure::BadPublicKey)?;
+    verify_with_key(&key, sig_ver, seed_hex, gpu_uuid, merkle_root, sig_val)
+}
+
 fn verify_with_key(
     key: &VerifyingKey,
     sig_ver: i64,

@@ -51,6 +51,10 @@ use transport::raft_net::Network;
 
 use crate::config::Config;
 
+/// An application service on the cluster transport (`Kind::Request(name)`).
+pub type ServiceFn =
+    Arc<dyn Fn(Vec<u8>, Peer) -> futures::future::BoxFuture<'static, Result<Vec<u8>, Fault>> + Send + Sync>;
+
 /// A member of the cluster.
 pub struct LedgerNode {
     pub id: NodeId,
@@ -61,6 +65,7 @@ pub struct LedgerNode {
     pub db: Database,
     pub data_dir: PathBuf,
     leader_changes: AtomicU64,
+    services: parking_lot::RwLock<std::collections::HashMap<String, ServiceFn>>,
 }
 
 /// How long a forwarded proposal may take on the leader before the follower gives up on it.
@@ -118,6 +123,7 @@ impl LedgerNode {
             db,
             data_dir: data_dir.clone(),
             leader_changes: AtomicU64::new(0),
+            services: Default::default(),
         });
         let service = LedgerService::new(raft, id, data_dir.join("snapshots"), node.clone(), &endpoint);
         tokio::spawn(endpoint.clone().serve(Arc::new(service)));
@@ -284,6 +290,11 @@ impl LedgerNode {
         }
     }
 
+    /// Serves `name` on the cluster transport.
+    pub fn register_service(&self, name: &str, handler: ServiceFn) {
+        self.services.write().insert(name.to_string(), handler);
+    }
+
     /// True when this node currently leads.
     pub fn is_leader(&self) -> bool {
         let m = self.metrics();
@@ -308,9 +319,15 @@ impl ClusterServices for LedgerNode {
         self.propose_here(request).await
     }
 
-    async fn request(&self, service: String, _body: Vec<u8>, peer: Peer) -> Result<Vec<u8>, Fault> {
-        tracing::debug!(%service, peer = %peer.addr, "request for an unknown service");
-        Err(Fault::Unsupported(format!("no service named {service:?} on this node")))
+    async fn request(&self, service: String, body: Vec<u8>, peer: Peer) -> Result<Vec<u8>, Fault> {
+        let handler = self.services.read().get(&service).cloned();
+        match handler {
+            Some(handler) => handler(body, peer).await,
+            None => {
+                tracing::debug!(%service, peer = %peer.addr, "request for an unknown service");
+                Err(Fault::Unsupported(format!("no service named {service:?} on this node")))
+            }
+        }
     }
 }
 

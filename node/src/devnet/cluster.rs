@@ -37,6 +37,8 @@ pub struct ClusterOptions {
     pub databases: BTreeMap<usize, String>,
     /// Extra lines appended to every node's `[raft]` section (tests tune snapshots with it).
     pub raft_extra: String,
+    /// TOML appended to every node's config (whole sections, e.g. `[validation]`).
+    pub config_extra: String,
     /// The `validator` binary to run.
     pub binary: PathBuf,
     pub log_level: String,
@@ -50,6 +52,7 @@ impl ClusterOptions {
             base_port: None,
             databases: BTreeMap::new(),
             raft_extra: String::new(),
+            config_extra: String::new(),
             binary,
             log_level: "info,openraft=warn".into(),
         }
@@ -172,6 +175,10 @@ impl LocalCluster {
                 text = text.replace("data_dir = \"data\"\n", "data_dir = \"data\"\nworker_threads = 1\n");
                 if !options.raft_extra.is_empty() {
                     text = text.replace("[raft]\n", &format!("[raft]\n{}\n", options.raft_extra));
+                }
+                if !options.config_extra.is_empty() {
+                    text.push('\n');
+                    text.push_str(&options.config_extra);
                 }
                 // The axon listens on loopback only in a devnet.
                 text = text.replace("[node]\n", "[axon]\nbind_ip = \"127.0.0.1\"\n\n[node]\n");

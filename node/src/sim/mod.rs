@@ -2,3 +2,5 @@
 //! our axon over real HTTP.
 
 pub mod dendrite;
+pub mod miner;
+pub mod session;

@@ -149,6 +149,15 @@ impl ChallengeRow {
     }
 }
 
+/// A worker as the issuing pass needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerRow {
+    pub worker_id: String,
+    pub last_heartbeat_ms: i64,
+    pub capabilities: Vec<String>,
+    pub status: String,
+}
+
 /// A miner row (see `migrations/*/0002_miners.sql`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MinerRow {
@@ -677,6 +686,85 @@ impl StateReader {
             rows.iter().map(ChallengeRow::from_row).collect::<Result<Vec<_>, sqlx::Error>>()
         })?;
         Ok(rows)
+    }
+
+    /// Hotkeys whose last heartbeat is at or after `since_ms`, with their newest challenge time.
+    pub async fn active_miners(&self, since_ms: i64) -> Result<Vec<(String, Option<i64>)>, LedgerError> {
+        Ok(on_pool!(&self.readers, p => {
+            sqlx::query_as::<_, (String, Option<i64>)>(
+                "SELECT m.hotkey, (SELECT MAX(c.issued_at_ms) FROM challenges c WHERE c.hotkey = m.hotkey) \
+                 FROM miners m WHERE m.last_heartbeat_ms >= $1 ORDER BY m.hotkey",
+            )
+            .bind(since_ms)
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
+    /// A miner's workers, most recently heard first.
+    pub async fn workers_of(&self, hotkey: &str) -> Result<Vec<WorkerRow>, LedgerError> {
+        type Row = (String, i64, String, String);
+        let rows: Vec<Row> = on_pool!(&self.readers, p => {
+            sqlx::query_as::<_, Row>(
+                "SELECT worker_id, last_heartbeat_ms, capabilities, status FROM workers WHERE hotkey = $1 \
+                 ORDER BY last_heartbeat_ms DESC, worker_id",
+            )
+            .bind(hotkey)
+            .fetch_all(p)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(worker_id, last_heartbeat_ms, capabilities, status)| WorkerRow {
+                worker_id,
+                last_heartbeat_ms,
+                capabilities: serde_json::from_str(&capabilities).unwrap_or_default(),
+                status,
+            })
+            .collect())
+    }
+
+    /// Workers of a miner that have a challenge in progress (created, sent, committed, verifying).
+    pub async fn busy_workers(&self, hotkey: &str) -> Result<std::collections::HashSet<String>, LedgerError> {
+        let rows: Vec<String> = on_pool!(&self.readers, p => {
+            sqlx::query_scalar::<_, String>(
+                "SELECT DISTINCT worker_id FROM challenges WHERE hotkey = $1 \
+                 AND status IN ('created', 'sent', 'committed', 'verifying')",
+            )
+            .bind(hotkey)
+            .fetch_all(p)
+            .await
+        })?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// `created` challenges issued before `before_ms` (never polled: they expire, §8.3.16).
+    pub async fn stale_created(&self, before_ms: i64) -> Result<Vec<ChallengeRow>, LedgerError> {
+        let mut rows = self.challenges_where("status = $1", &["created"]).await?;
+        rows.retain(|r| r.issued_at_ms < before_ms);
+        Ok(rows)
+    }
+
+    /// Challenges in a status (the sweeps; bounded by the number of in-flight challenges).
+    pub async fn challenges_in(&self, status: ChallengeStatus) -> Result<Vec<ChallengeRow>, LedgerError> {
+        self.challenges_where("status = $1", &[status.as_str()]).await
+    }
+
+    /// Challenges by status: (open, verified, failed).
+    pub async fn challenge_counts(&self) -> Result<(u64, u64, u64), LedgerError> {
+        let rows: Vec<(String, i64)> = on_pool!(&self.readers, p => {
+            sqlx::query_as::<_, (String, i64)>("SELECT status, COUNT(*) FROM challenges GROUP BY status").fetch_all(p).await
+        })?;
+        let mut counts = (0, 0, 0);
+        for (status, n) in rows {
+            let n = n.max(0) as u64;
+            match status.as_str() {
+                "verified" => counts.1 += n,
+                "failed" => counts.2 += n,
+                _ => counts.0 += n,
+            }
+        }
+        Ok(counts)
     }
 
     /// A cluster-wide setting.

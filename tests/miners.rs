@@ -1,0 +1,125 @@
+//! Simulated miners speaking the ByteLeap protocol to a 3-node cluster: challenges issued by the
+//! leader, committed, proven, verified on some member; cheats caught; a miner that loses its
+//! node carries on with one re-handshake.
+
+mod harness;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use validator_node::admin::pb;
+use validator_node::axon::identity::Hotkey;
+use validator_node::sim::dendrite::AxonTarget;
+use validator_node::sim::miner::Behaviour;
+use validator_node::sim::miner::SimMiner;
+
+const FAST_CHALLENGES: &str = r#"
+[validation]
+challenge_interval = 5
+challenge_timeout = 30
+challenge_type = "cpu_matrix"
+[validation.cpu]
+matrix_size = 128
+size_variance = 0.1
+"#;
+
+fn axons(cluster: &validator_node::devnet::LocalCluster, first: usize) -> Vec<AxonTarget> {
+    let n = cluster.nodes.len();
+    (0..n)
+        .map(|k| {
+            let node = &cluster.nodes[(first - 1 + k) % n];
+            AxonTarget { addr: node.axon_addr, hotkey: cluster.hotkey.clone() }
+        })
+        .collect()
+}
+
+async fn counts(cluster: &validator_node::devnet::LocalCluster, node: usize) -> (u64, u64) {
+    let s = cluster.status(node).await.unwrap();
+    (s.challenges_verified, s.challenges_failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_miners_are_verified_and_cheats_fail_on_any_member() {
+    let mut options = harness::options(3);
+    options.config_extra = FAST_CHALLENGES.into();
+    let (_dir, cluster) = harness::start(options).await;
+    let behaviours = [Behaviour::Honest, Behaviour::WrongRows, Behaviour::BadProofs, Behaviour::Honest];
+    let keys: Vec<Hotkey> = behaviours.iter().map(|_| Hotkey::generate().0).collect();
+    let ss58: Vec<&str> = keys.iter().map(|k| k.ss58.as_str()).collect();
+    harness::load_metagraph(&cluster, &ss58).await;
+    let mut miners: Vec<SimMiner> = keys
+        .into_iter()
+        .zip(behaviours)
+        .enumerate()
+        .map(|(i, (key, b))| SimMiner::new(key, axons(&cluster, 1 + i % 3), 2, 0, b, None))
+        .collect();
+    for m in &mut miners {
+        m.heartbeat().await.unwrap();
+    }
+    // Wait for the leader's issuing pass, then let every miner work.
+    let mut got = 0;
+    for _ in 0..40 {
+        for m in &mut miners {
+            got += m.poll_and_work().await.unwrap();
+        }
+        if got >= 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(got >= 8, "every worker got a challenge: {got}");
+    // Verdicts are replicated: every node reports them.
+    harness::wait_for(Duration::from_secs(20), || async {
+        let (verified, failed) = counts(&cluster, 2).await;
+        verified >= 4 && failed >= 4
+    })
+    .await;
+    let (verified, failed) = counts(&cluster, 3).await;
+    assert_eq!((verified, failed), (4, 4), "honest workers verified, cheats failed");
+    for m in &miners {
+        assert_eq!(m.stats.rehandshakes.load(Ordering::Relaxed), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miner_keeps_working_across_a_leader_kill_with_at_most_one_rehandshake() {
+    let mut options = harness::options(3);
+    options.config_extra = FAST_CHALLENGES.into();
+    let (_dir, mut cluster) = harness::start(options).await;
+    let key = Hotkey::generate().0;
+    harness::load_metagraph(&cluster, &[&key.ss58]).await;
+    let leader = cluster.wait_leader(Duration::from_secs(10)).await.unwrap();
+    // The miner talks to the leader's axon first: the harder case (sessions, leadership and
+    // the axon all move at once).
+    let mut miner = SimMiner::new(key, axons(&cluster, leader), 1, 0, Behaviour::Honest, None);
+    miner.heartbeat().await.unwrap();
+    let mut worked = 0;
+    for _ in 0..40 {
+        worked += miner.poll_and_work().await.unwrap();
+        if worked > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(worked > 0);
+    let survivor = harness::all(&cluster).into_iter().find(|i| *i != leader).unwrap();
+    let verified_before = counts(&cluster, survivor).await.0;
+    cluster.kill(leader).unwrap();
+    // Keep going: heartbeats and polls continue on the next node with one re-handshake.
+    miner.heartbeat().await.expect("heartbeat after the kill");
+    let mut after = 0;
+    for _ in 0..60 {
+        after += miner.poll_and_work().await.expect("poll after the kill");
+        if after > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(after > 0, "challenges keep coming after the failover");
+    assert!(miner.stats.failovers.load(Ordering::Relaxed) >= 1);
+    assert_eq!(miner.stats.rehandshakes.load(Ordering::Relaxed), 1, "exactly one re-handshake");
+    // The challenge worked after the failover is verified by the surviving members.
+    harness::wait_for(Duration::from_secs(20), || async { counts(&cluster, survivor).await.0 > verified_before }).await;
+    let mut c = cluster.client(survivor).await.unwrap();
+    assert!(c.status(pb::Empty {}).await.is_ok());
+}
