@@ -15,7 +15,20 @@ fn opt(v: Option<u64>) -> String {
 pub fn status_table(rows: &[(usize, Option<pb::StatusReply>)]) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(vec!["node", "id", "role", "term", "leader", "last", "committed", "applied", "lag", "backend"]);
+    table.set_header(vec![
+        "node",
+        "id",
+        "role",
+        "term",
+        "leader",
+        "last",
+        "committed",
+        "applied",
+        "lag",
+        "verified",
+        "failed",
+        "backend",
+    ]);
     // The leader's view of replication lag, if some node leads.
     let leader_view = rows.iter().filter_map(|(_, s)| s.as_ref()).find(|s| s.state == "leader");
     for (index, status) in rows {
@@ -34,6 +47,8 @@ pub fn status_table(rows: &[(usize, Option<pb::StatusReply>)]) -> String {
                     opt(s.committed),
                     opt(s.applied),
                     opt(lag),
+                    s.challenges_verified.to_string(),
+                    s.challenges_failed.to_string(),
                     s.backend.clone(),
                 ]);
             }
