@@ -123,3 +123,43 @@ async fn a_miner_keeps_working_across_a_leader_kill_with_at_most_one_rehandshake
     let mut c = cluster.client(survivor).await.unwrap();
     assert!(c.status(pb::Empty {}).await.is_ok());
 }
+
+/// The fan-out spreads a batch of proofs over every member, each verdict is committed, and the
+/// ledger counts them on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_proofs_is_verified_across_all_members() {
+    let mut options = harness::options(3);
+    options.config_extra = "[validation]\nverification_workers = 1\n".into();
+    let (_dir, cluster) = harness::start(options).await;
+    // Dispatch from a follower: the spread must not depend on who leads.
+    let leader = cluster.wait_leader(Duration::from_secs(10)).await.unwrap();
+    let from = if leader == 1 { 2 } else { 1 };
+    let mut client = cluster.client(from).await.unwrap();
+    let reply = client
+        .run_verify_batch(pb::VerifyBatchRequest { jobs: 12, matrix_size: 128, iterations: 1, rows: 10 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((reply.verified, reply.failed, reply.errors), (12, 0, 0), "{}", reply.first_error);
+    assert_eq!(reply.per_member.len(), 3, "every member verified some: {:?}", reply.per_member);
+    assert_eq!(reply.per_member.values().sum::<u64>(), 12);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for node in 1..=3 {
+        while counts(&cluster, node).await.0 < 12 {
+            assert!(std::time::Instant::now() < deadline, "node-{node} never applied the 12 verdicts");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // Nonsense is refused with the limit, not run.
+    let err = client
+        .run_verify_batch(pb::VerifyBatchRequest { jobs: 0, matrix_size: 128, iterations: 1, rows: 10 })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let err = client
+        .run_verify_batch(pb::VerifyBatchRequest { jobs: 1, matrix_size: 50, iterations: 1, rows: 10 })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+}

@@ -167,6 +167,8 @@ pub struct ValidationSection {
     pub verification_timeout: u64,
     /// Seconds a created challenge waits for a poll before it expires (ours; §8.3.16).
     pub created_timeout: u64,
+    /// Proofs this member verifies at once (ours); 0 = one per core.
+    pub verification_workers: u64,
     pub cpu: CpuValidation,
     pub gpu: GpuValidation,
 }
@@ -180,6 +182,7 @@ impl Default for ValidationSection {
             proof_timeout: 300,
             verification_timeout: 600,
             created_timeout: 960,
+            verification_workers: 0,
             cpu: CpuValidation::default(),
             gpu: GpuValidation::default(),
         }
@@ -298,6 +301,7 @@ impl ValidationSection {
         check_range("validation.challenge_interval", self.challenge_interval, 5, 86_400)?;
         check_range("validation.challenge_timeout", self.challenge_timeout, 1, 300)?;
         check_range("validation.proof_timeout", self.proof_timeout, 10, 86_400)?;
+        check_range("validation.verification_workers", self.verification_workers, 0, 256)?;
         check_range("validation.verification_timeout", self.verification_timeout, 10, 86_400)?;
         check_range("validation.created_timeout", self.created_timeout, 10, 7 * 86_400)?;
         if !matches!(self.challenge_type.as_str(), "cpu_matrix" | "gpu_matrix") {
@@ -797,5 +801,38 @@ mod tests {
     fn a_wrong_type_is_reported_with_the_key() {
         let err = parse(&MINIMAL.replace("\"127.0.0.1:7201\"", "7201"), &[]).unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
+    }
+
+    /// The documented example is a valid config, and it documents every key a config has.
+    #[test]
+    fn the_example_config_is_valid_and_complete() {
+        let text = include_str!("../../deploy/validator.example.toml");
+        let c = parse(text, &[]).expect("deploy/validator.example.toml must load");
+        let defaults = parse(MINIMAL, &[]).unwrap();
+        assert_eq!(c.validation.cpu.matrix_size, defaults.validation.cpu.matrix_size);
+        assert_eq!(c.security.rate_limit.max_requests, defaults.security.rate_limit.max_requests);
+        // Every key of the full config (serialised with all defaults) appears in the example,
+        // set or commented out.
+        fn keys(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+            if let toml::Value::Table(t) = value {
+                for (k, v) in t {
+                    let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    if v.is_table() {
+                        keys(&name, v, out);
+                    } else {
+                        out.push(name);
+                    }
+                }
+            }
+        }
+        let mut all = Vec::new();
+        keys("", &toml::Value::try_from(&defaults).unwrap(), &mut all);
+        for key in all {
+            let leaf = key.rsplit('.').next().unwrap();
+            assert!(
+                text.lines().any(|l| l.trim_start_matches(['#', ' ']).starts_with(&format!("{leaf} ="))),
+                "deploy/validator.example.toml does not document {key}"
+            );
+        }
     }
 }

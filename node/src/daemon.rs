@@ -79,7 +79,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the admin service on {admin_addr}"))?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let service = AdminServer::new(AdminService::new(node.clone())).max_decoding_message_size(4 << 20);
+    // Every member verifies proofs for its peers, whether or not it serves miners itself.
+    let workers = usize::try_from(config.validation.verification_workers).unwrap_or(usize::MAX);
+    let verifier = crate::proofs::fanout::Verifier::new(node.clone(), workers);
+    node.register_service(crate::proofs::fanout::SERVICE, verifier.service());
+    let dispatcher = crate::proofs::fanout::Dispatcher::new(node.clone(), verifier);
+    let service =
+        AdminServer::new(AdminService::new(node.clone(), dispatcher.clone())).max_decoding_message_size(4 << 20);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let admin = tokio::spawn(
         Server::builder()
@@ -103,7 +109,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
         let settings = crate::axon::miners::ProtocolSettings { validation: config.validation.clone() };
         let max_body = usize::try_from(config.axon.max_body_kib * 1024).unwrap_or(usize::MAX);
-        let handle = crate::axon::start(node.clone(), hotkey.ss58.clone(), addr, max_body, limiter, settings, async {
+        let setup = crate::axon::AxonSetup { hotkey: hotkey.ss58.clone(), addr, max_body, limiter, settings };
+        let handle = crate::axon::start(node.clone(), setup, dispatcher.clone(), async {
             let _ = axon_stopped.await;
         })
         .await

@@ -90,6 +90,11 @@ enum Command {
 enum BenchCommand {
     /// Replicated-ledger throughput, commit latency and leader failover on a 3-node cluster.
     Raft(validator_node::bench::raft::RaftBenchArgs),
+    /// Proof verification: per-core cost of one CPU and one GPU proof, and the fan-out speed-up
+    /// of a batch of CPU verifications on 1 vs 3 nodes.
+    Verify(validator_node::bench::verify::VerifyBenchArgs),
+    /// The miner-facing axon under the traffic of a full subnet (simulated miners on a 3-node devnet).
+    Axon(validator_node::bench::axon::AxonBenchArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -168,6 +173,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 if report.created_ca {
                     println!("created the cluster CA and an operator certificate in {}", ca_dir.display());
                 }
+                if let Some((ss58, file)) = &report.created_hotkey {
+                    println!("created hotkey {ss58} in {}", file.display());
+                }
                 println!("wrote {}", report.config.display());
                 println!("start it with: validator run --config {}", report.config.display());
                 Ok(())
@@ -182,6 +190,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Command::Devnet(args) => validator_node::devnet::run(args).await,
             Command::Bench(BenchCommand::Raft(args)) => validator_node::bench::raft::run(args).await,
+            Command::Bench(BenchCommand::Verify(args)) => validator_node::bench::verify::run(args).await,
+            Command::Bench(BenchCommand::Axon(args)) => validator_node::bench::axon::run(args).await,
             Command::Tools(command) => validator_node::ctl::tools::run(command),
         }
     })

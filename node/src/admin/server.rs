@@ -30,11 +30,12 @@ const DEFAULT_PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct AdminService {
     node: Arc<LedgerNode>,
+    dispatcher: Arc<crate::proofs::fanout::Dispatcher>,
 }
 
 impl AdminService {
-    pub fn new(node: Arc<LedgerNode>) -> AdminService {
-        AdminService { node }
+    pub fn new(node: Arc<LedgerNode>, dispatcher: Arc<crate::proofs::fanout::Dispatcher>) -> AdminService {
+        AdminService { node, dispatcher }
     }
 
     fn require_leader(&self) -> Result<(), AdminError> {
@@ -423,5 +424,29 @@ impl pb::admin_server::Admin for AdminService {
         )
         .await;
         Ok(Response::new(report))
+    }
+
+    async fn run_verify_batch(
+        &self,
+        request: Request<pb::VerifyBatchRequest>,
+    ) -> Result<Response<pb::VerifyBatchReply>, Status> {
+        use crate::proofs::batch;
+        let r = request.into_inner();
+        let spec =
+            batch::BatchSpec { jobs: r.jobs, matrix_size: r.matrix_size, iterations: r.iterations, rows: r.rows };
+        let report = batch::run(self.dispatcher.clone(), spec).await.map_err(|e| match e {
+            batch::BatchError::Invalid(m) => Status::invalid_argument(m),
+            e => Status::unavailable(e.to_string()),
+        })?;
+        Ok(Response::new(pb::VerifyBatchReply {
+            wall_ms: report.wall_ms,
+            setup_ms: report.setup_ms,
+            verified: report.verified,
+            failed: report.failed,
+            errors: report.errors,
+            mean_verification_ms: report.mean_verification_ms,
+            per_member: report.per_member.into_iter().collect(),
+            first_error: report.first_error,
+        }))
     }
 }

@@ -286,7 +286,9 @@ async fn handle<S: MinerService>(
         Ok(r) => r,
         Err(e) => return refusal(StatusCode::BAD_REQUEST, &format!("Bad request: {e}")),
     };
-    let budget = Duration::from_secs_f64(dendrite.timeout_s.clamp(1.0, MAX_HANDLING.as_secs_f64()));
+    // A `timeout: NaN` header survives the clamp; like `inf`, it gets the longest budget.
+    let budget =
+        Duration::try_from_secs_f64(dendrite.timeout_s.clamp(1.0, MAX_HANDLING.as_secs_f64())).unwrap_or(MAX_HANDLING);
     let response = match tokio::time::timeout(budget, axon.service.answer(synapse, &dendrite.hotkey, request)).await {
         Ok(r) => r,
         Err(_) => return refusal(StatusCode::REQUEST_TIMEOUT, "Request timed out"),

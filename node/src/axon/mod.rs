@@ -27,22 +27,28 @@ use crate::cluster::LedgerNode;
 /// How often expired sessions are dropped (§2.8 SESSION_CLEANUP_INTERVAL_SECONDS).
 const SESSION_CLEANUP: Duration = Duration::from_secs(300);
 
-/// Starts the axon of `node` on `addr`, serving `hotkey`, until `shutdown` resolves.
+/// What one member's axon serves and how.
+pub struct AxonSetup {
+    /// The validator hotkey (ss58) every member serves.
+    pub hotkey: String,
+    pub addr: SocketAddr,
+    /// Largest request body accepted, bytes.
+    pub max_body: usize,
+    pub limiter: limits::RateLimiter,
+    pub settings: miners::ProtocolSettings,
+}
+
+/// Starts the axon of `node` until `shutdown` resolves; proofs it receives go to `dispatcher`.
 pub async fn start(
     node: Arc<LedgerNode>,
-    hotkey: String,
-    addr: SocketAddr,
-    max_body: usize,
-    limiter: limits::RateLimiter,
-    settings: miners::ProtocolSettings,
+    setup: AxonSetup,
+    dispatcher: Arc<crate::proofs::fanout::Dispatcher>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let AxonSetup { hotkey, addr, max_body, limiter, settings } = setup;
     let members = Arc::new(http::Members::default());
     tokio::spawn(follow_metagraph(node.clone(), members.clone()));
     let sessions = session::SessionStore::new(hotkey.clone(), session::SessionStoreConfig::default());
-    let verifier = crate::proofs::fanout::Verifier::new(node.clone());
-    node.register_service(crate::proofs::fanout::SERVICE, verifier.service());
-    let dispatcher = crate::proofs::fanout::Dispatcher::new(node.clone(), verifier);
     let desk = Arc::new(miners::MinerDesk::new(node, sessions, limiter, settings, dispatcher));
     tokio::spawn(expire_sessions(desk.clone()));
     let axon = Arc::new(http::Axon::new(hotkey, members, desk));

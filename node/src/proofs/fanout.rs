@@ -38,16 +38,18 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
 }
 
-/// Runs jobs on this member, as many at once as it has cores.
+/// Runs jobs on this member, `workers` at once (`validation.verification_workers`; 0 = one per
+/// core).
 pub struct Verifier {
     node: Arc<LedgerNode>,
     slots: Arc<Semaphore>,
 }
 
 impl Verifier {
-    pub fn new(node: Arc<LedgerNode>) -> Arc<Verifier> {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        Arc::new(Verifier { node, slots: Arc::new(Semaphore::new(cores)) })
+    pub fn new(node: Arc<LedgerNode>, workers: usize) -> Arc<Verifier> {
+        let workers =
+            if workers == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { workers };
+        Arc::new(Verifier { node, slots: Arc::new(Semaphore::new(workers)) })
     }
 
     /// Verifies here and records the verdict in the ledger.
@@ -100,11 +102,28 @@ pub struct Dispatcher {
     verifier: Arc<Verifier>,
     /// Jobs this member has handed to each member and not yet seen finish.
     assigned: Mutex<HashMap<NodeId, usize>>,
+    /// Verdicts each member returned for jobs dispatched here, since start.
+    completed: Mutex<HashMap<NodeId, u64>>,
 }
 
 impl Dispatcher {
     pub fn new(node: Arc<LedgerNode>, verifier: Arc<Verifier>) -> Arc<Dispatcher> {
-        Arc::new(Dispatcher { node, verifier, assigned: Mutex::new(HashMap::new()) })
+        Arc::new(Dispatcher {
+            node,
+            verifier,
+            assigned: Mutex::new(HashMap::new()),
+            completed: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The member this dispatcher runs on.
+    pub fn node(&self) -> &Arc<LedgerNode> {
+        &self.node
+    }
+
+    /// Verdicts returned by each member for jobs dispatched here, since start.
+    pub fn completed(&self) -> HashMap<NodeId, u64> {
+        self.completed.lock().clone()
     }
 
     /// Members in the order to try: least loaded first, this member winning ties.
@@ -142,6 +161,7 @@ impl Dispatcher {
             self.adjust(member, -1);
             match result {
                 Ok(verdict) => {
+                    *self.completed.lock().entry(member).or_default() += 1;
                     metrics::counter!("verification_jobs_total", "where" => if member == self.node.id { "local" } else { "peer" })
                         .increment(1);
                     return Ok(verdict);

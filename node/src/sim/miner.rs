@@ -9,12 +9,19 @@
 //!
 //! If its axon stops answering, a miner moves to the next address, as miners behind the HA
 //! front door do after a failover, and carries on with one re-handshake.
+//!
+//! For `validator bench axon` a miner can also record the latency of every HTTP exchange in a
+//! shared [`LatencyLog`], start its heartbeat and poll timers at given phases (so a whole subnet
+//! is spread over the period instead of arriving at once), and leave the challenges it receives
+//! alone ([`SimMiner::measure_only`]), so the load generator does not compete with the nodes for
+//! the CPU. None of that is on unless asked for: the devnet and the tests are unchanged.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use std::time::Instant;
 
 use p256::ecdsa::SigningKey;
 use p256::ecdsa::signature::Signer;
@@ -24,6 +31,7 @@ use serde_json::json;
 use super::dendrite::AxonTarget;
 use super::dendrite::CallOptions;
 use super::dendrite::Dendrite;
+use super::dendrite::DendriteError;
 use super::session::MinerSession;
 use super::session::Outcome;
 use super::session::RETRY_CODES;
@@ -79,6 +87,124 @@ pub struct SimStats {
     pub failovers: AtomicU64,
 }
 
+/// What an HTTP exchange of a miner was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ExchangeKind {
+    Handshake,
+    Heartbeat,
+    /// A poll answered with no challenge.
+    Poll,
+    /// A poll that handed out challenges (the validator marks each one sent first).
+    Handout,
+    Commitment,
+    Proof,
+}
+
+impl ExchangeKind {
+    pub const ALL: [ExchangeKind; 6] = [
+        ExchangeKind::Handshake,
+        ExchangeKind::Heartbeat,
+        ExchangeKind::Poll,
+        ExchangeKind::Handout,
+        ExchangeKind::Commitment,
+        ExchangeKind::Proof,
+    ];
+
+    pub fn of(synapse: Synapse) -> ExchangeKind {
+        match synapse {
+            Synapse::SessionInit => ExchangeKind::Handshake,
+            Synapse::Heartbeat => ExchangeKind::Heartbeat,
+            Synapse::Task => ExchangeKind::Poll,
+            Synapse::Challenge => ExchangeKind::Commitment,
+            Synapse::ChallengeProof => ExchangeKind::Proof,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ExchangeKind::Handshake => "handshake",
+            ExchangeKind::Heartbeat => "heartbeat",
+            ExchangeKind::Poll => "poll",
+            ExchangeKind::Handout => "poll (hand-out)",
+            ExchangeKind::Commitment => "commitment",
+            ExchangeKind::Proof => "proof",
+        }
+    }
+}
+
+/// How an exchange ended, as the miner sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeOutcome {
+    /// A usable answer (a decrypted payload, or a session for a handshake).
+    Ok,
+    /// No complete answer within the miner's timeout.
+    Timeout,
+    /// Anything else: a transport error, a non-200 status, a plaintext refusal, an answer that
+    /// did not decrypt, a heartbeat the validator did not record. The reason is counted in
+    /// [`LatencyLog::failures`].
+    Failed,
+}
+
+/// One HTTP exchange: from handing the request to the HTTP client to the complete response.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange {
+    pub kind: ExchangeKind,
+    /// The axon it went to.
+    pub axon: std::net::SocketAddr,
+    pub sent: Instant,
+    pub seconds: f64,
+    pub outcome: ExchangeOutcome,
+}
+
+/// Latencies of every exchange of the miners that share it, and why the failed ones failed.
+/// A few hundred thousand samples at most (a full subnet sends ~13 requests/s), so a `Vec`.
+#[derive(Debug, Default)]
+pub struct LatencyLog {
+    exchanges: parking_lot::Mutex<Vec<Exchange>>,
+    failures: parking_lot::Mutex<BTreeMap<String, u64>>,
+}
+
+impl LatencyLog {
+    pub fn new() -> LatencyLog {
+        LatencyLog::default()
+    }
+
+    pub fn record(&self, kind: ExchangeKind, axon: std::net::SocketAddr, sent: Instant, outcome: ExchangeOutcome) {
+        let seconds = sent.elapsed().as_secs_f64();
+        self.exchanges.lock().push(Exchange { kind, axon, sent, seconds, outcome });
+    }
+
+    /// Counts a failure under a short reason (e.g. `heartbeat: plaintext error 4012`).
+    pub fn fail(&self, reason: String) {
+        *self.failures.lock().entry(reason).or_default() += 1;
+    }
+
+    /// A copy of the exchanges so far.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.exchanges.lock().clone()
+    }
+
+    /// The exchanges completed since index `from` (for progress lines), and the new length.
+    pub fn exchanges_since(&self, from: usize) -> (Vec<Exchange>, usize) {
+        let all = self.exchanges.lock();
+        let from = from.min(all.len());
+        (all[from..].to_vec(), all.len())
+    }
+
+    pub fn len(&self) -> usize {
+        self.exchanges.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Failure reasons and how often each happened.
+    pub fn failures(&self) -> BTreeMap<String, u64> {
+        self.failures.lock().clone()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("transport: {0}")]
@@ -102,6 +228,12 @@ pub struct SimMiner {
     gpu_key: Option<SigningKey>,
     pub stats: Arc<SimStats>,
     timeout: Duration,
+    /// Poll, but leave the received challenges alone (load generation without the work).
+    measure_only: bool,
+    latency: Option<Arc<LatencyLog>>,
+    /// Delay of the first heartbeat and the first poll (zero: both at once, at the start).
+    heartbeat_phase: Duration,
+    poll_phase: Duration,
 }
 
 impl SimMiner {
@@ -129,6 +261,59 @@ impl SimMiner {
             gpu_key,
             stats: Arc::new(SimStats::default()),
             timeout: Duration::from_secs(20),
+            measure_only: false,
+            latency: None,
+            heartbeat_phase: Duration::ZERO,
+            poll_phase: Duration::ZERO,
+        }
+    }
+
+    /// Polls and counts the challenges it gets, but neither computes nor answers them.
+    pub fn measure_only(mut self) -> SimMiner {
+        self.measure_only = true;
+        self
+    }
+
+    /// Records every HTTP exchange (latency, outcome) in `log`.
+    pub fn with_latency_log(mut self, log: Arc<LatencyLog>) -> SimMiner {
+        self.latency = Some(log);
+        self
+    }
+
+    /// The client timeout of each request, also sent as the synapse `timeout` (SDK default 12 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> SimMiner {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Starts the heartbeat timer after `heartbeat` and the poll timer after `poll`; a tick
+    /// missed because a request was slow is skipped, so the phases hold.
+    pub fn with_phase(mut self, heartbeat: Duration, poll: Duration) -> SimMiner {
+        self.heartbeat_phase = heartbeat;
+        self.poll_phase = poll;
+        self
+    }
+
+    /// Records an exchange if a latency log is attached.
+    fn record(&self, kind: ExchangeKind, sent: Instant, outcome: ExchangeOutcome, reason: Option<String>) {
+        if let Some(log) = &self.latency {
+            // Called before any failover moves `current`: the axon the exchange went to.
+            log.record(kind, self.target().addr, sent, outcome);
+            if let Some(reason) = reason {
+                log.fail(format!("{}: {reason}", kind.name()));
+            }
+        }
+    }
+
+    /// Records the end of a `dendrite.call`: the transport outcome, or nothing yet for a 200
+    /// (the caller records it once it has read the answer).
+    fn record_transport<T>(&self, kind: ExchangeKind, sent: Instant, result: &Result<T, DendriteError>) {
+        match result {
+            Ok(_) => {}
+            Err(DendriteError::Timeout(_)) => self.record(kind, sent, ExchangeOutcome::Timeout, None),
+            Err(e @ DendriteError::Http(_)) => {
+                self.record(kind, sent, ExchangeOutcome::Failed, Some(format!("transport error ({})", short(e))))
+            }
         }
     }
 
@@ -149,15 +334,23 @@ impl SimMiner {
     async fn handshake(&mut self) -> Result<(), SimError> {
         let request = self.session.handshake_request();
         let target = self.target().clone();
+        let kind = ExchangeKind::Handshake;
+        let sent = Instant::now();
         let reply = self
             .dendrite
             .call(&target, Synapse::SessionInit, Some(&request), self.timeout, &CallOptions::default())
-            .await
-            .map_err(|e| SimError::Transport(e.to_string()))?;
+            .await;
+        self.record_transport(kind, sent, &reply);
+        let reply = reply.map_err(|e| SimError::Transport(e.to_string()))?;
         if reply.status != 200 {
+            self.record(kind, sent, ExchangeOutcome::Failed, Some(format!("HTTP {}", reply.status)));
             return Err(SimError::Protocol(format!("handshake HTTP {}: {:?}", reply.status, reply.message)));
         }
-        self.session.complete_handshake(reply.response.as_deref().unwrap_or("")).map_err(SimError::Protocol)?;
+        if let Err(e) = self.session.complete_handshake(reply.response.as_deref().unwrap_or("")) {
+            self.record(kind, sent, ExchangeOutcome::Failed, Some(format!("refused ({})", short(&e))));
+            return Err(SimError::Protocol(e));
+        }
+        self.record(kind, sent, ExchangeOutcome::Ok, None);
         self.stats.handshakes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -181,22 +374,52 @@ impl SimMiner {
             }
             let package = self.session.seal(synapse.protocol_type(), payload).map_err(SimError::Protocol)?;
             let target = self.target().clone();
+            let kind = ExchangeKind::of(synapse);
+            let sent = Instant::now();
             let reply =
-                match self.dendrite.call(&target, synapse, Some(&package), self.timeout, &CallOptions::default()).await
-                {
-                    Ok(r) => r,
-                    Err(_) if !failed_over && self.axons.len() > 1 => {
-                        // The axon is gone: the next address, where our session is unknown.
-                        failed_over = true;
-                        self.fail_over();
-                        continue;
-                    }
-                    Err(e) => return Err(SimError::Transport(e.to_string())),
-                };
+                self.dendrite.call(&target, synapse, Some(&package), self.timeout, &CallOptions::default()).await;
+            self.record_transport(kind, sent, &reply);
+            let reply = match reply {
+                Ok(r) => r,
+                Err(_) if !failed_over && self.axons.len() > 1 => {
+                    // The axon is gone: the next address, where our session is unknown.
+                    failed_over = true;
+                    self.fail_over();
+                    continue;
+                }
+                Err(e) => return Err(SimError::Transport(e.to_string())),
+            };
             if reply.status != 200 {
+                self.record(kind, sent, ExchangeOutcome::Failed, Some(format!("HTTP {}", reply.status)));
                 return Err(SimError::Protocol(format!("HTTP {}: {:?}", reply.status, reply.message)));
             }
-            match self.session.open(synapse.protocol_type(), reply.response.as_deref().unwrap_or("")) {
+            let outcome = self.session.open(synapse.protocol_type(), reply.response.as_deref().unwrap_or(""));
+            match &outcome {
+                Outcome::Payload(value) => {
+                    // A heartbeat the validator answered but did not record is a failure too.
+                    let code = value.get("error_code").and_then(Value::as_i64).unwrap_or(0);
+                    let handed_out = synapse == Synapse::Task
+                        && value
+                            .get("task_data")
+                            .and_then(|d| d.get("challenges"))
+                            .and_then(Value::as_array)
+                            .is_some_and(|c| !c.is_empty());
+                    if synapse == Synapse::Heartbeat && code != 0 {
+                        self.record(kind, sent, ExchangeOutcome::Failed, Some(format!("error_code {code}")));
+                    } else if handed_out {
+                        self.record(ExchangeKind::Handout, sent, ExchangeOutcome::Ok, None);
+                    } else {
+                        self.record(kind, sent, ExchangeOutcome::Ok, None);
+                    }
+                }
+                Outcome::PlainError { code, .. } => {
+                    self.record(kind, sent, ExchangeOutcome::Failed, Some(format!("plaintext error {code}")))
+                }
+                Outcome::Failure(_) => {
+                    self.record(kind, sent, ExchangeOutcome::Failed, Some("answer did not decrypt".into()))
+                }
+            }
+            match outcome {
                 Outcome::Payload(value) => return Ok(value),
                 Outcome::PlainError { code, .. } if RETRY_CODES.contains(&code) && !rehandshaked => {
                     // The miner's rule: invalidate, re-handshake, retry once (§2.9).
@@ -219,6 +442,23 @@ impl SimMiner {
 
     /// The heartbeat of all workers (§2.10.1).
     pub async fn heartbeat(&mut self) -> Result<(), SimError> {
+        let payload = self.heartbeat_payload();
+        let answer = self.request(Synapse::Heartbeat, &payload).await?;
+        if answer.get("error_code").and_then(Value::as_i64) != Some(0) {
+            return Err(SimError::Protocol(format!("heartbeat: {answer}")));
+        }
+        self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+        if self.behaviour == Behaviour::Replays {
+            self.replay_last(&payload).await;
+        }
+        if self.behaviour == Behaviour::Unsigned {
+            self.unsigned_request().await;
+        }
+        Ok(())
+    }
+
+    /// The `HeartbeatData` payload listing all workers (before encryption).
+    pub fn heartbeat_payload(&self) -> Value {
         let workers: Vec<Value> = self
             .workers
             .iter()
@@ -239,23 +479,11 @@ impl SimMiner {
                 })
             })
             .collect();
-        let payload = json!({
+        json!({
             "hotkey": self.hotkey, "timestamp": now_s(), "schema_version": 1,
             "miner_info": {"public_ip": "127.0.0.1", "miner_version": "0.0.5"},
             "workers": workers,
-        });
-        let answer = self.request(Synapse::Heartbeat, &payload).await?;
-        if answer.get("error_code").and_then(Value::as_i64) != Some(0) {
-            return Err(SimError::Protocol(format!("heartbeat: {answer}")));
-        }
-        self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
-        if self.behaviour == Behaviour::Replays {
-            self.replay_last(&payload).await;
-        }
-        if self.behaviour == Behaviour::Unsigned {
-            self.unsigned_request().await;
-        }
-        Ok(())
+        })
     }
 
     /// Sends an already used sequence number; the validator must refuse it with 4020.
@@ -295,6 +523,10 @@ impl SimMiner {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        if self.measure_only {
+            self.stats.challenges.fetch_add(challenges.len() as u64, Ordering::Relaxed);
+            return Ok(challenges.len());
+        }
         for challenge in &challenges {
             self.stats.challenges.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = self.work(challenge).await {
@@ -430,8 +662,13 @@ impl SimMiner {
         poll_every: Duration,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        let mut heartbeat = tokio::time::interval(heartbeat_every);
-        let mut poll = tokio::time::interval(poll_every);
+        let start = tokio::time::Instant::now();
+        let mut heartbeat = tokio::time::interval_at(start + self.heartbeat_phase, heartbeat_every);
+        let mut poll = tokio::time::interval_at(start + self.poll_phase, poll_every);
+        if !self.heartbeat_phase.is_zero() || !self.poll_phase.is_zero() {
+            heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        }
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
@@ -453,6 +690,13 @@ impl SimMiner {
             }
         }
     }
+}
+
+/// The first line of an error, shortened, for a failure reason.
+fn short(e: &impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    let line = text.lines().next().unwrap_or_default();
+    line.chars().take(80).collect()
 }
 
 fn now_s() -> f64 {
