@@ -138,30 +138,7 @@ impl MinerDesk {
             metrics::counter!("axon_heartbeat_workers_dropped_total").increment(data.dropped as u64);
         }
         let count = data.workers.len();
-        let command = Command::RecordHeartbeat(Heartbeat {
-            hotkey: hotkey.to_string(),
-            at_ms: now_ms(),
-            received_by: self.node.id,
-            public_ip: data.public_ip,
-            miner_version: data.miner_version,
-            workers: data
-                .workers
-                .into_iter()
-                .map(|w| WorkerStatus {
-                    worker_id: w.worker_id,
-                    worker_name: w.worker_name,
-                    worker_version: w.worker_version,
-                    capabilities: w.capabilities,
-                    status: w.status,
-                    gpus: w
-                        .gpus
-                        .into_iter()
-                        .map(|g| GpuReport { uuid: g.uuid, model: g.name, memory_mb: g.memory_mb })
-                        .collect(),
-                    info_json: w.system_info_json,
-                })
-                .collect(),
-        });
+        let command = heartbeat_command(hotkey, now_ms(), self.node.id, data);
         let (error_code, message) = match self.node.propose(&command, PROPOSE_TIMEOUT).await {
             Ok(_) => (0, format!("Processed heartbeat for {count} workers")),
             Err(e) => {
@@ -487,4 +464,32 @@ impl MinerService for MinerDesk {
             other => self.encrypted(other, hotkey, request).await,
         })
     }
+}
+
+/// The ledger command of one heartbeat, as `received_by` got it at `at_ms` (§2.10.1).
+pub fn heartbeat_command(hotkey: &str, at_ms: u64, received_by: u64, data: HeartbeatData) -> Command {
+    Command::RecordHeartbeat(Heartbeat {
+        hotkey: hotkey.to_string(),
+        at_ms,
+        received_by,
+        public_ip: data.public_ip,
+        miner_version: data.miner_version,
+        workers: data
+            .workers
+            .into_iter()
+            .map(|w| WorkerStatus {
+                worker_id: w.worker_id,
+                worker_name: w.worker_name,
+                worker_version: w.worker_version,
+                capabilities: w.capabilities,
+                status: w.status,
+                gpus: w
+                    .gpus
+                    .into_iter()
+                    .map(|g| GpuReport { uuid: g.uuid, model: g.name, memory_mb: g.memory_mb })
+                    .collect(),
+                info_json: w.system_info_json,
+            })
+            .collect(),
+    })
 }

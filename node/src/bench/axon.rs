@@ -47,7 +47,6 @@ use serde::Serialize;
 
 use super::machine;
 use super::quantile;
-use crate::admin::pb;
 use crate::axon::identity::Hotkey;
 use crate::config::RaftProfile;
 use crate::devnet::ClusterOptions;
@@ -590,31 +589,8 @@ async fn start_cluster(args: &AxonBenchArgs) -> anyhow::Result<LocalCluster> {
 
 /// Registers the miners (and the validator) in the metagraph and waits until every axon knows them.
 async fn load_metagraph(cluster: &LocalCluster, keys: &[Hotkey]) -> anyhow::Result<()> {
-    let mut neurons: Vec<pb::Neuron> = keys
-        .iter()
-        .enumerate()
-        .map(|(uid, k)| pb::Neuron {
-            uid: uid as u32,
-            hotkey: k.ss58.clone(),
-            coldkey: String::new(),
-            stake_rao: 0,
-            validator_permit: false,
-            axon: None,
-        })
-        .collect();
-    neurons.push(pb::Neuron {
-        uid: keys.len() as u32,
-        hotkey: cluster.hotkey.clone(),
-        coldkey: String::new(),
-        stake_rao: 10_000_000_000_000,
-        validator_permit: true,
-        axon: Some(cluster.nodes[0].axon_addr.to_string()),
-    });
-    let mut client = cluster.client(1).await?;
-    client
-        .load_metagraph(pb::MetagraphRequest { netuid: 128, block: 0, neurons })
-        .await
-        .context("loading the bench metagraph")?;
+    let hotkeys: Vec<&str> = keys.iter().map(|k| k.ss58.as_str()).collect();
+    crate::devnet::load_sim_metagraph(cluster, &hotkeys).await.context("loading the bench metagraph")?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let want = (keys.len() + 1) as f64;
     loop {
@@ -1235,34 +1211,8 @@ fn time_it<T>(iterations: usize, mut f: impl FnMut(usize) -> T) -> f64 {
 }
 
 fn heartbeat_command(hotkey: &str, data: crate::axon::messages::HeartbeatData) -> ledger::command::Command {
-    use ledger::command::GpuReport;
-    use ledger::command::Heartbeat;
-    use ledger::command::WorkerStatus;
-    // As the axon builds it (axon::miners::MinerDesk::heartbeat).
-    ledger::command::Command::RecordHeartbeat(Heartbeat {
-        hotkey: hotkey.to_string(),
-        at_ms: 1_700_000_000_000,
-        received_by: 1,
-        public_ip: data.public_ip,
-        miner_version: data.miner_version,
-        workers: data
-            .workers
-            .into_iter()
-            .map(|w| WorkerStatus {
-                worker_id: w.worker_id,
-                worker_name: w.worker_name,
-                worker_version: w.worker_version,
-                capabilities: w.capabilities,
-                status: w.status,
-                gpus: w
-                    .gpus
-                    .into_iter()
-                    .map(|g| GpuReport { uuid: g.uuid, model: g.name, memory_mb: g.memory_mb })
-                    .collect(),
-                info_json: w.system_info_json,
-            })
-            .collect(),
-    })
+    // As the axon builds it.
+    crate::axon::miners::heartbeat_command(hotkey, 1_700_000_000_000, 1, data)
 }
 
 pub fn heartbeat_cost(workers: usize, gpus: usize, iterations: usize) -> anyhow::Result<HeartbeatCost> {

@@ -212,6 +212,34 @@ commitment_public_key = "{public}"
     )
 }
 
+/// Replaces the replicated metagraph with `miners` (uids 0..) and the cluster's validator hotkey
+/// (the last uid, with a permit, stake and the first node's axon).
+pub async fn load_sim_metagraph(cluster: &LocalCluster, miners: &[&str]) -> anyhow::Result<()> {
+    let mut neurons: Vec<pb::Neuron> = miners
+        .iter()
+        .enumerate()
+        .map(|(uid, hotkey)| pb::Neuron {
+            uid: uid as u32,
+            hotkey: hotkey.to_string(),
+            coldkey: String::new(),
+            stake_rao: 0,
+            validator_permit: false,
+            axon: None,
+        })
+        .collect();
+    neurons.push(pb::Neuron {
+        uid: miners.len() as u32,
+        hotkey: cluster.hotkey.clone(),
+        coldkey: String::new(),
+        stake_rao: 10_000_000_000_000,
+        validator_permit: true,
+        axon: Some(cluster.nodes[0].axon_addr.to_string()),
+    });
+    let mut client = cluster.client(1).await?;
+    client.load_metagraph(pb::MetagraphRequest { netuid: 128, block: 0, neurons }).await?;
+    Ok(())
+}
+
 /// Registers the simulated miners (and the validator) in the metagraph and starts them.
 async fn start_miners(
     cluster: &LocalCluster,
@@ -220,31 +248,8 @@ async fn start_miners(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<(Behaviour, Arc<SimStats>)>> {
     let keys: Vec<Hotkey> = (0..args.miners).map(|_| Hotkey::generate().0).collect();
-    let mut neurons: Vec<pb::Neuron> = keys
-        .iter()
-        .enumerate()
-        .map(|(uid, k)| pb::Neuron {
-            uid: uid as u32,
-            hotkey: k.ss58.clone(),
-            coldkey: String::new(),
-            stake_rao: 0,
-            validator_permit: false,
-            axon: None,
-        })
-        .collect();
-    neurons.push(pb::Neuron {
-        uid: keys.len() as u32,
-        hotkey: cluster.hotkey.clone(),
-        coldkey: String::new(),
-        stake_rao: 10_000_000_000_000,
-        validator_permit: true,
-        axon: Some(cluster.nodes[0].axon_addr.to_string()),
-    });
-    let mut client = cluster.client(1).await?;
-    client
-        .load_metagraph(pb::MetagraphRequest { netuid: 128, block: 0, neurons })
-        .await
-        .context("loading the devnet metagraph")?;
+    let hotkeys: Vec<&str> = keys.iter().map(|k| k.ss58.as_str()).collect();
+    load_sim_metagraph(cluster, &hotkeys).await.context("loading the devnet metagraph")?;
     let gpus = match args.challenge {
         ChallengeArg::Cpu => 0,
         ChallengeArg::Gpu => 1,

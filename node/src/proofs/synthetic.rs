@@ -44,21 +44,9 @@ pub fn cpu_job(id: &str, seed: [u8; 16], n: u64, iterations: u32, rows: &[u64]) 
     let tree = tree_with(n, &known)?;
     let mut commitments = BTreeMap::new();
     commitments.insert(CPU_COMMITMENT_UUID.to_string(), tree.root().to_string());
-    let defaults = GpuVerification::default();
-    Ok(VerifyJob {
-        challenge_id: id.to_string(),
-        seed,
-        matrix_size: n,
-        iterations,
-        targets: rows.iter().map(|&row| VerificationTarget::Row { row }).collect(),
-        commitments,
-        proof: ProofMaterial::Cpu(CpuProof { row_hashes: hashes, merkle_proofs: proofs_for(&tree, rows)? }),
-        abs_tolerance: defaults.abs_tolerance,
-        rel_tolerance: defaults.rel_tolerance,
-        success_rate_threshold: defaults.success_rate_threshold,
-        row_sample_rate: defaults.row_sample_rate,
-        sample_seed: [7; 32],
-    })
+    let targets = rows.iter().map(|&row| VerificationTarget::Row { row }).collect();
+    let proof = ProofMaterial::Cpu(CpuProof { row_hashes: hashes, merkle_proofs: proofs_for(&tree, rows)? });
+    Ok(job(id, seed, n, iterations, targets, commitments, proof))
 }
 
 /// A GPU challenge for one GPU `uuid` with the given coordinates and full rows, the honest
@@ -92,26 +80,40 @@ pub fn gpu_job(
         .map(|&(row, col)| VerificationTarget::Coordinate { row, col })
         .chain(rows.iter().map(|&row| VerificationTarget::Row { row }))
         .collect();
+    let proof = ProofMaterial::Gpu(vec![GpuProof {
+        uuid: uuid.to_string(),
+        row_hashes: hashes,
+        merkle_proofs: proofs_for(&tree, rows)?,
+        coordinate_values: values,
+    }]);
+    Ok(job(id, seed, n, iterations, targets, commitments, proof))
+}
+
+/// A job with the default GPU verification settings (§6).
+fn job(
+    id: &str,
+    seed: [u8; 16],
+    matrix_size: u64,
+    iterations: u32,
+    targets: Vec<VerificationTarget>,
+    commitments: BTreeMap<String, String>,
+    proof: ProofMaterial,
+) -> VerifyJob {
     let defaults = GpuVerification::default();
-    Ok(VerifyJob {
+    VerifyJob {
         challenge_id: id.to_string(),
         seed,
-        matrix_size: n,
+        matrix_size,
         iterations,
         targets,
         commitments,
-        proof: ProofMaterial::Gpu(vec![GpuProof {
-            uuid: uuid.to_string(),
-            row_hashes: hashes,
-            merkle_proofs: proofs_for(&tree, rows)?,
-            coordinate_values: values,
-        }]),
+        proof,
         abs_tolerance: defaults.abs_tolerance,
         rel_tolerance: defaults.rel_tolerance,
         success_rate_threshold: defaults.success_rate_threshold,
         row_sample_rate: defaults.row_sample_rate,
         sample_seed: [7; 32],
-    })
+    }
 }
 
 #[cfg(test)]
