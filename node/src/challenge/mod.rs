@@ -30,9 +30,9 @@
 //!
 //! # Cost (2-core AMD EPYC VM, one core, release build)
 //!
-//! CPU n = 2000, 50 rows, 1 iteration: ~35 ms to verify (the Python validator: ~8.5 s).
-//! GPU n = 32768, 25 coordinates + 2 rows: ~4 ms. Re-measure with
-//! `cargo test --release -- --ignored --nocapture timings`.
+//! CPU n = 2000, 50 rows, 1 iteration: ~22 ms to verify (the Python validator: ~8.5 s).
+//! GPU n = 32768, 25 coordinates + 2 rows: ~3 ms. Re-measure with `validator bench verify`
+//! (docs/benchmarks.md).
 //!
 //! # Interop note for callers
 //!
