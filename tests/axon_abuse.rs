@@ -68,6 +68,18 @@ async fn every_kind_of_bad_input_gets_its_answer_and_memory_stays_bounded() {
             d.call(&target, Synapse::Task, None, T, &CallOptions { raw_body: Some(body), ..ok.clone() }).await.unwrap();
         assert_eq!(reply.status, 400, "{:?}", reply.message);
     }
+    // Timeouts that are not numbers a Duration can hold (a NaN once panicked the handler; found by
+    // fuzz/axon_request): answered, not dropped.
+    for timeout in ["NaN", "inf", "-inf", "-1", "1e400", "twelve"] {
+        let options = CallOptions {
+            raw_body: Some(br#"{"request": ""}"#.to_vec()),
+            timeout_header: Some(timeout.into()),
+            ..ok.clone()
+        };
+        let reply = d.call(&target, Synapse::Task, None, T, &options).await;
+        let reply = reply.unwrap_or_else(|e| panic!("timeout {timeout:?}: no answer: {e}"));
+        assert!(matches!(reply.status, 200 | 400), "timeout {timeout:?}: {} {:?}", reply.status, reply.message);
+    }
     // Oversized.
     // (On its own client: the server answers 413 and closes the connection mid-upload.)
     let big = CallOptions { raw_body: Some(vec![b'x'; 9 << 20]), ..ok.clone() };

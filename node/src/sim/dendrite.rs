@@ -48,6 +48,8 @@ pub struct CallOptions {
     pub raw_body: Option<Vec<u8>>,
     /// Post to this route instead of the synapse's.
     pub route: Option<String>,
+    /// Send this `timeout` header text instead of the call's timeout (e.g. "NaN").
+    pub timeout_header: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +124,10 @@ impl Dendrite {
         let mut builder = hyper::Request::post(format!("http://{}/{route}", target.addr))
             .header("content-type", "application/json")
             .header("name", synapse.route())
-            .header("timeout", format!("{:.1}", timeout.as_secs_f64()))
+            .header(
+                "timeout",
+                options.timeout_header.clone().unwrap_or_else(|| format!("{:.1}", timeout.as_secs_f64())),
+            )
             .header("bt_header_axon_ip", target.addr.ip().to_string())
             .header("bt_header_axon_port", target.addr.port().to_string())
             .header("bt_header_axon_hotkey", &target.hotkey)
