@@ -31,7 +31,10 @@ use serde::Deserialize;
 use serde::Serialize;
 
 /// The newest ledger format this build can apply. Raise it when a command variant is added.
-pub const LEDGER_FORMAT: u16 = 1;
+pub const LEDGER_FORMAT: u16 = 2;
+
+/// Most commands one [`Command::Batch`] may carry.
+pub const MAX_BATCH_ITEMS: usize = 1000;
 
 /// Largest encoded command accepted into the log. Commands are small (a heartbeat of 100
 /// workers is a few KiB); proof payloads never go through the log (architecture.md, data flow).
@@ -78,8 +81,23 @@ impl Proposal {
         Proposal { format: command.format(), body }
     }
 
-    /// Decodes the command, refusing formats newer than this build and trailing garbage.
+    /// Decodes the command, refusing formats newer than this build and trailing garbage, and
+    /// a batch any item of which does not decode.
     pub fn decode(&self) -> Result<Command, CommandError> {
+        let command = self.decode_one()?;
+        if let Command::Batch(items) = &command {
+            // Every item must decode on its own: the leader refuses a bad batch whole, so a
+            // committed batch never fails to decode at apply.
+            for item in Command::batch_items(items)? {
+                item?;
+            }
+        }
+        Ok(command)
+    }
+
+    /// [`Self::decode`] without looking into a batch's items (one level only, whatever the
+    /// input).
+    fn decode_one(&self) -> Result<Command, CommandError> {
         if self.format > LEDGER_FORMAT {
             return Err(CommandError::UnsupportedFormat { needed: self.format, supported: LEDGER_FORMAT });
         }
@@ -128,6 +146,16 @@ pub enum Command {
     CommitWeightIntent(WeightIntent),
     /// The outcome of a weight intent, as observed on chain.
     RecordWeightOutcome(WeightOutcome),
+    /// Several commands in one entry, applied in order in the entry's transaction, each with
+    /// its own result ([`Applied::Batch`]): a refused item changes nothing and does not stop
+    /// the others. Busy loops (an issuing pass, a hand-out poll, an expiry sweep, a run of
+    /// verdicts) write one entry where they would write hundreds. Not nested; at most
+    /// [`MAX_BATCH_ITEMS`] items. Format 2.
+    ///
+    /// Items travel encoded, each as its own [`Proposal`], so decoding never recurses deeper
+    /// than one level whatever a peer sends (a `Vec<Command>` would let a megabyte of nested
+    /// batches overflow the stack of every member). Build it with [`Command::batch`].
+    Batch(Vec<Proposal>),
 }
 
 impl Command {
@@ -143,7 +171,30 @@ impl Command {
             | Command::RecordScorePass(_)
             | Command::CommitWeightIntent(_)
             | Command::RecordWeightOutcome(_) => 1,
+            Command::Batch(items) => items.iter().map(|p| p.format).max().unwrap_or(1).max(2),
         }
+    }
+
+    /// One entry carrying `items` in order (see [`Command::Batch`]).
+    pub fn batch(items: &[Command]) -> Command {
+        Command::Batch(items.iter().map(Proposal::encode).collect())
+    }
+
+    /// The items of a batch, each decoded on its own; a nested batch is an error.
+    pub fn batch_items(items: &[Proposal]) -> Result<Vec<Result<Command, CommandError>>, CommandError> {
+        if items.len() > MAX_BATCH_ITEMS {
+            return Err(CommandError::Malformed(format!(
+                "a batch of {} commands exceeds the limit of {MAX_BATCH_ITEMS}",
+                items.len()
+            )));
+        }
+        Ok(items
+            .iter()
+            .map(|item| match item.decode_one()? {
+                Command::Batch(_) => Err(CommandError::Malformed("a batch inside a batch".into())),
+                command => Ok(command),
+            })
+            .collect())
     }
 
     /// A short name for logs and metrics.
@@ -158,6 +209,7 @@ impl Command {
             Command::RecordScorePass(_) => "record_score_pass",
             Command::CommitWeightIntent(_) => "commit_weight_intent",
             Command::RecordWeightOutcome(_) => "record_weight_outcome",
+            Command::Batch(_) => "batch",
         }
     }
 }
@@ -391,11 +443,37 @@ pub enum Applied {
     /// The command was valid but the state did not allow it (e.g. a challenge that already
     /// moved on); nothing changed.
     Refused(String),
+    /// One result per item of a [`Command::Batch`], in order.
+    Batch(Vec<Applied>),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_are_format_two_flat_and_bounded() {
+        let one = Command::PutSetting { key: "k".into(), value: "v".into() };
+        let batch = Command::batch(&[one.clone(), Command::DeleteSetting { key: "k".into() }]);
+        let proposal = Proposal::encode(&batch);
+        assert_eq!(proposal.format, 2);
+        assert_eq!(proposal.decode(), Ok(batch.clone()));
+
+        // A batch inside a batch is refused before it can reach the log.
+        let nested = Proposal::encode(&Command::Batch(vec![Proposal::encode(&batch)]));
+        assert!(matches!(nested.decode(), Err(CommandError::Malformed(m)) if m.contains("inside")));
+        // So is an item that does not decode, and a batch over the limit.
+        let garbage = Proposal::encode(&Command::Batch(vec![Proposal { format: 1, body: vec![0xff, 0xff] }]));
+        assert!(matches!(garbage.decode(), Err(CommandError::Malformed(_))));
+        let too_many = Proposal::encode(&Command::batch(&vec![one; MAX_BATCH_ITEMS + 1]));
+        assert!(matches!(too_many.decode(), Err(CommandError::Malformed(m)) if m.contains("limit")));
+        // Deep nesting costs one level of decoding (items stay bytes), never the stack.
+        let mut deep = Proposal::encode(&Command::DeleteSetting { key: "k".into() });
+        for _ in 0..2000 {
+            deep = Proposal { format: 2, body: postcard::to_allocvec(&Command::Batch(vec![deep])).unwrap() };
+        }
+        assert!(matches!(deep.decode(), Err(CommandError::Malformed(m)) if m.contains("inside")));
+    }
 
     #[test]
     fn round_trip_keeps_the_command() {

@@ -99,6 +99,64 @@ async fn scenario(url: &str) {
     assert_eq!(reader.challenge("c2").await.unwrap().unwrap().status, "failed");
 }
 
+/// A batch applies its items in order in one entry; a refused item changes nothing and does
+/// not stop the others.
+async fn batch_scenario(url: &str) {
+    let (_guard, dir) = common::temp_dir();
+    let (_db, storage) = Storage::open(url, &dir).await.unwrap();
+    let reader = storage.reader.clone();
+    let mut a = common::Applier::new(storage.state_machine);
+    let issue = |id: &str, worker: &str| {
+        Command::IssueChallenge(IssuedChallenge {
+            id: id.into(),
+            hotkey: "bob".into(),
+            worker_id: worker.into(),
+            kind: ChallengeKind::CpuMatrix,
+            seed: [9; 16],
+            matrix_size: 2000,
+            iterations: 1,
+            issued_at_ms: 1000,
+        })
+    };
+    a.apply(Command::batch(&[
+        issue("b1", "w1"),
+        issue("b2", "w2"),
+        issue("b1", "w3"), // same id: refused by its guard
+        step("b2", ChallengeStatus::Created, ChallengeStep::Sent { at_ms: 2000, deadline_ms: 5000 }),
+        step("nope", ChallengeStatus::Created, ChallengeStep::Sent { at_ms: 2000, deadline_ms: 5000 }),
+        issue("b3", "w3"),
+    ]))
+    .await;
+    let created = reader.challenges_of("bob", ChallengeStatus::Created).await.unwrap();
+    let ids: Vec<&str> = created.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["b1", "b3"]);
+    assert_eq!(created[0].worker_id, "w1", "the refused duplicate did not overwrite b1");
+    let sent = reader.challenges_of("bob", ChallengeStatus::Sent).await.unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].id, "b2");
+
+    // The sweep's SQL filters: only what is overdue, most overdue first, limited.
+    a.apply(step("b3", ChallengeStatus::Created, ChallengeStep::Sent { at_ms: 2100, deadline_ms: 4000 })).await;
+    let overdue = reader.overdue_challenges_limited(ChallengeStatus::Sent, 6000, 10).await.unwrap();
+    assert_eq!(overdue.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["b3", "b2"]);
+    assert_eq!(reader.overdue_challenges_limited(ChallengeStatus::Sent, 6000, 1).await.unwrap().len(), 1);
+    assert_eq!(reader.overdue_challenges_limited(ChallengeStatus::Sent, 4500, 10).await.unwrap().len(), 1);
+    assert!(reader.overdue_challenges_limited(ChallengeStatus::Sent, 4000, 10).await.unwrap().is_empty());
+    assert_eq!(reader.stale_created_limited(1001, 10).await.unwrap().len(), 1);
+    assert!(reader.stale_created_limited(1000, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn batch_on_sqlite() {
+    batch_scenario("sqlite://ledger.db").await;
+}
+
+#[tokio::test]
+async fn batch_on_postgres() {
+    let Some(pg) = common::fresh_pg().await else { return };
+    batch_scenario(&pg.url).await;
+}
+
 #[tokio::test]
 async fn lifecycle_on_sqlite() {
     scenario("sqlite://ledger.db").await;

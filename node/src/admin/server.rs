@@ -316,6 +316,7 @@ impl pb::admin_server::Admin for AdminService {
             Applied::Done => "done".to_string(),
             Applied::Nothing => "nothing".to_string(),
             Applied::Refused(reason) => format!("refused: {reason}"),
+            Applied::Batch(items) => format!("batch of {}", items.len()),
         };
         Ok(Response::new(pb::ProposeReply {
             index: proposed.index,

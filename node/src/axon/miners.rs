@@ -167,19 +167,23 @@ impl MinerDesk {
             }
         };
         let timeout_ms = self.settings.validation.challenge_timeout * 1000;
-        let sends = created.iter().map(|c| {
-            let at = now_ms();
-            let command = Command::AdvanceChallenge(ChallengeTransition {
-                id: c.id.clone(),
-                from: ChallengeStatus::Created,
-                step: ChallengeStep::Sent { at_ms: at, deadline_ms: at + timeout_ms },
-            });
-            async move { (c, self.node.propose(&command, PROPOSE_TIMEOUT).await) }
-        });
+        let at = now_ms();
+        // One ledger entry for the whole hand-out (up to 100 challenges, §3.1).
+        let sends: Vec<Command> = created
+            .iter()
+            .map(|c| {
+                Command::AdvanceChallenge(ChallengeTransition {
+                    id: c.id.clone(),
+                    from: ChallengeStatus::Created,
+                    step: ChallengeStep::Sent { at_ms: at, deadline_ms: at + timeout_ms },
+                })
+            })
+            .collect();
+        let results = self.node.propose_all(&sends, PROPOSE_TIMEOUT).await;
         let mut batch = Vec::new();
-        for (c, result) in futures::future::join_all(sends).await {
+        for (c, result) in created.iter().zip(results) {
             match result {
-                Ok(p) if p.applied == Applied::Done => batch.push(self.challenge_entry(c)),
+                Ok(Applied::Done) => batch.push(self.challenge_entry(c)),
                 Ok(_) => {} // another member sent it first
                 Err(e) => tracing::warn!(challenge = %c.id, error = %e, "could not mark sent"),
             }

@@ -20,9 +20,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use ledger::Storage;
+use ledger::command::Applied;
 use ledger::command::Command;
 use ledger::command::CommandError;
 use ledger::command::LEDGER_FORMAT;
+use ledger::command::MAX_BATCH_ITEMS;
+use ledger::command::MAX_COMMAND_BYTES;
 use ledger::command::Proposal;
 use ledger::command::ProposeError;
 use ledger::command::ProposeRequest;
@@ -50,6 +53,10 @@ use transport::raft_net::LedgerService;
 use transport::raft_net::Network;
 
 use crate::config::Config;
+
+/// Most bytes of encoded items one batch entry carries (half the entry limit, so the batch's
+/// own framing always fits).
+pub const BATCH_BYTES: usize = MAX_COMMAND_BYTES / 2;
 
 /// An application service on the cluster transport (`Kind::Request(name)`).
 pub type ServiceFn =
@@ -176,6 +183,55 @@ impl LedgerNode {
     pub async fn propose(&self, command: &Command, timeout: Duration) -> Result<Proposed, ProposeError> {
         let request = ProposeRequest { proposal: Proposal::encode(command), expect_leader: None };
         self.propose_request(request, timeout).await
+    }
+
+    /// Proposes `commands` as few entries as possible ([`Command::Batch`] of at most
+    /// [`MAX_BATCH_ITEMS`] items and [`BATCH_BYTES`] bytes each) and returns one result per
+    /// command, in order. A chunk that fails fails all its commands with the same error (it may
+    /// still commit, like any proposal that timed out). While a member of the membership still
+    /// runs ledger format 1, the commands go one by one.
+    pub async fn propose_all(&self, commands: &[Command], timeout: Duration) -> Vec<Result<Applied, ProposeError>> {
+        let mut results = Vec::with_capacity(commands.len());
+        let mut start = 0;
+        while start < commands.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            let mut encoded = Vec::new();
+            while end < commands.len() && end - start < MAX_BATCH_ITEMS {
+                let item = Proposal::encode(&commands[end]);
+                if !encoded.is_empty() && bytes + item.body.len() > BATCH_BYTES {
+                    break;
+                }
+                bytes += item.body.len() + 8;
+                encoded.push(item);
+                end += 1;
+            }
+            let chunk = &commands[start..end];
+            if chunk.len() == 1 {
+                results.push(self.propose(&chunk[0], timeout).await.map(|p| p.applied));
+            } else {
+                let request =
+                    ProposeRequest { proposal: Proposal::encode(&Command::Batch(encoded)), expect_leader: None };
+                match self.propose_request(request, timeout).await {
+                    Ok(Proposed { applied: Applied::Batch(items), .. }) if items.len() == chunk.len() => {
+                        results.extend(items.into_iter().map(Ok));
+                    }
+                    Ok(other) => {
+                        let e =
+                            ProposeError::Raft(format!("a batch of {} was answered {:?}", chunk.len(), other.applied));
+                        results.extend(chunk.iter().map(|_| Err(e.clone())));
+                    }
+                    Err(ProposeError::MemberTooOld { .. }) => {
+                        for command in chunk {
+                            results.push(self.propose(command, timeout).await.map(|p| p.applied));
+                        }
+                    }
+                    Err(e) => results.extend(chunk.iter().map(|_| Err(e.clone()))),
+                }
+            }
+            start = end;
+        }
+        results
     }
 
     /// Like [`Self::propose`] with an explicit request (e.g. a committed-leader precondition).

@@ -14,6 +14,7 @@ use std::time::SystemTime;
 
 use openraft::Instant as _;
 
+use ledger::command::Applied;
 use ledger::command::ChallengeKind;
 use ledger::command::ChallengeStatus;
 use ledger::command::ChallengeStep;
@@ -37,6 +38,11 @@ const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// A member unheard for this long is taken as down for the proofs it holds.
 const HOLDER_DOWN: Duration = Duration::from_secs(5);
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most challenges of one status one sweep ends; the rest wait for the next sweep (2 s later),
+/// so a backlog never turns into one enormous burst of writes.
+const SWEEP_LIMIT: i64 = 5000;
+/// Endings per ledger entry.
+const SWEEP_CHUNK: usize = 250;
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
@@ -81,7 +87,7 @@ pub async fn issue(node: &LedgerNode, settings: &ValidationSection) -> anyhow::R
         }
         let busy = node.state.busy_workers(&hotkey).await?;
         let workers = node.state.workers_of(&hotkey).await?;
-        let mut proposals = Vec::new();
+        let mut commands = Vec::new();
         for worker in
             workers.iter().filter(|w| now - w.last_heartbeat_ms <= ONLINE_WORKER_MS).take(MAX_WORKERS_PER_MINER)
         {
@@ -107,11 +113,13 @@ pub async fn issue(node: &LedgerNode, settings: &ValidationSection) -> anyhow::R
                 iterations,
                 issued_at_ms: now as u64,
             });
-            proposals.push(async move { node.propose(&command, PROPOSE_TIMEOUT).await });
+            commands.push(command);
         }
-        for result in futures::future::join_all(proposals).await {
+        // One ledger entry per miner and pass (§3.1: up to 100 workers).
+        for result in node.propose_all(&commands, PROPOSE_TIMEOUT).await {
             match result {
-                Ok(_) => issued += 1,
+                Ok(Applied::Done) => issued += 1,
+                Ok(other) => tracing::debug!(%hotkey, outcome = ?other, "challenge not issued"),
                 Err(e) => tracing::warn!(%hotkey, error = %e, "challenge not issued"),
             }
         }
@@ -166,21 +174,14 @@ pub async fn sweep(node: &LedgerNode, settings: &ValidationSection) -> anyhow::R
         })
         .unwrap_or_default();
     let mut endings = Vec::new();
-    for c in node.state.challenges_in(ChallengeStatus::Sent).await? {
-        if c.deadline_ms.is_some_and(|d| d < now) {
-            endings.push((
-                c.id,
-                ChallengeStatus::Sent,
-                "Challenge timeout after being sent to miner".to_string(),
-                false,
-            ));
-        }
+    for c in node.state.overdue_challenges_limited(ChallengeStatus::Sent, now, SWEEP_LIMIT).await? {
+        endings.push((c.id, ChallengeStatus::Sent, "Challenge timeout after being sent to miner".to_string(), false));
     }
-    for c in node.state.challenges_in(ChallengeStatus::Committed).await? {
-        if c.deadline_ms.is_some_and(|d| d < now) {
-            endings.push((c.id, ChallengeStatus::Committed, "No proof before the deadline".to_string(), false));
-        }
+    for c in node.state.overdue_challenges_limited(ChallengeStatus::Committed, now, SWEEP_LIMIT).await? {
+        endings.push((c.id, ChallengeStatus::Committed, "No proof before the deadline".to_string(), false));
     }
+    // Verifying challenges are few (proofs in flight) and also end when their holder is gone,
+    // whatever their deadline.
     for c in node.state.challenges_in(ChallengeStatus::Verifying).await? {
         let holder_gone = c.received_by.is_some_and(|m| !members.contains(&(m as u64)) || down.contains(&(m as u64)));
         if holder_gone {
@@ -195,21 +196,26 @@ pub async fn sweep(node: &LedgerNode, settings: &ValidationSection) -> anyhow::R
             ));
         }
     }
-    for c in node.state.stale_created(now - settings.created_timeout as i64 * 1000).await? {
+    for c in node.state.stale_created_limited(now - settings.created_timeout as i64 * 1000, SWEEP_LIMIT).await? {
         endings.push((c.id, ChallengeStatus::Created, "Never polled before expiry".to_string(), false));
     }
     let count = endings.len();
-    let proposals = endings.into_iter().map(|(id, from, notes, validator_fault)| {
-        let command = Command::AdvanceChallenge(ChallengeTransition {
-            id,
-            from,
-            step: ChallengeStep::Failed { at_ms: now as u64, notes, validator_fault },
-        });
-        async move { node.propose(&command, PROPOSE_TIMEOUT).await }
-    });
-    for result in futures::future::join_all(proposals).await {
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "sweep transition not recorded");
+    let commands: Vec<Command> = endings
+        .into_iter()
+        .map(|(id, from, notes, validator_fault)| {
+            Command::AdvanceChallenge(ChallengeTransition {
+                id,
+                from,
+                step: ChallengeStep::Failed { at_ms: now as u64, notes, validator_fault },
+            })
+        })
+        .collect();
+    // Chunks small enough that a heartbeat never waits long behind one expiry entry.
+    for chunk in commands.chunks(SWEEP_CHUNK) {
+        for result in node.propose_all(chunk, PROPOSE_TIMEOUT).await {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "sweep transition not recorded");
+            }
         }
     }
     if count > 0 {

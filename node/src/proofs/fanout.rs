@@ -1,25 +1,41 @@
 //! Verification spread across the members (architecture.md, data flow 3).
 //!
 //! Proofs stay off the log: the member whose axon received a proof builds a [`VerifyJob`] and
-//! hands it to the least-loaded member — itself or a peer over QUIC (`Request("verify")`). The
-//! verifier runs it on a blocking thread and proposes the verdict itself (`verifying →
-//! verified/failed`). If a peer fails or dies mid-job the job goes to another member; if every
-//! peer fails it runs here. A job lost together with its receiving member is failed later by
-//! the leader's sweep as a validator-side fault, never against the worker.
+//! hands it to a member with a free verification slot — itself or a peer over QUIC
+//! (`Request("verify")`). Dispatch is pull-shaped: each member is given at most its slots plus
+//! one job queued behind them (so the QUIC hop overlaps a running job), and the next job goes to
+//! whichever member frees a slot first. A fast or idle member therefore takes more jobs and a
+//! busy one fewer, and a batch ends when the last slot drains, not when the unluckiest member of
+//! an up-front split finishes its share. Each member's slot count travels back with its
+//! verdicts.
+//!
+//! The verifier runs a job on a blocking thread and records the verdict (`verifying →
+//! verified/failed`); verdicts that finish while a write is in flight share the next ledger
+//! entry ([`Command::Batch`]). If a peer fails or dies mid-job the job goes to another member;
+//! if every peer fails it runs here. A job lost together with its receiving member is failed
+//! later by the leader's sweep as a validator-side fault, never against the worker.
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::SystemTime;
 
 use futures::future::BoxFuture;
+use ledger::command::Applied;
 use ledger::command::ChallengeStatus;
 use ledger::command::ChallengeStep;
 use ledger::command::ChallengeTransition;
 use ledger::command::Command;
+use ledger::command::ProposeError;
 use ledger::types::NodeId;
 use parking_lot::Mutex;
+use serde::Deserialize;
+use serde::Serialize;
+use tokio::sync::Notify;
 use tokio::sync::Semaphore;
+use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use transport::frame::Fault;
 use transport::frame::Header;
 use transport::frame::Kind;
@@ -33,23 +49,47 @@ pub const SERVICE: &str = "verify";
 /// How long one member may take for one job before it is given to another.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Jobs queued at a member beyond its slots, so a slot that frees finds the next job there.
+const QUEUED_PER_MEMBER: usize = 1;
+/// Verdicts waiting for the ledger at most (back-pressure on the verifiers beyond it).
+const VERDICT_QUEUE: usize = 4096;
+/// Verdicts per ledger entry at most.
+const VERDICTS_PER_ENTRY: usize = 200;
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
 }
 
+/// What a peer answers to a job: the verdict and how many jobs it runs at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerifyReply {
+    pub verdict: Verdict,
+    pub slots: u32,
+}
+
+type VerdictWrite = (Command, oneshot::Sender<Result<Applied, ProposeError>>);
+
 /// Runs jobs on this member, `workers` at once (`validation.verification_workers`; 0 = one per
 /// core).
 pub struct Verifier {
-    node: Arc<LedgerNode>,
     slots: Arc<Semaphore>,
+    workers: usize,
+    verdicts: mpsc::Sender<VerdictWrite>,
 }
 
 impl Verifier {
+    /// Must be called inside the runtime: it starts the task that writes verdicts.
     pub fn new(node: Arc<LedgerNode>, workers: usize) -> Arc<Verifier> {
         let workers =
             if workers == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { workers };
-        Arc::new(Verifier { node, slots: Arc::new(Semaphore::new(workers)) })
+        let (verdicts, queue) = mpsc::channel(VERDICT_QUEUE);
+        tokio::spawn(record_verdicts(node, queue));
+        Arc::new(Verifier { slots: Arc::new(Semaphore::new(workers)), workers, verdicts })
+    }
+
+    /// How many jobs this member runs at once.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// Verifies here and records the verdict in the ledger.
@@ -72,13 +112,19 @@ impl Verifier {
                 success: verdict.success,
                 success_count: verdict.success_count,
                 verification_ms: verdict.verification_ms,
-                verified_by: self.node.id,
+                verified_by: 0,
                 notes: verdict.notes.clone(),
             },
         });
-        match self.node.propose(&command, PROPOSE_TIMEOUT).await {
-            Ok(_) => Ok(verdict),
-            Err(e) => Err(format!("verdict for {id} not recorded: {e}")),
+        let (done, written) = oneshot::channel();
+        self.verdicts
+            .send((command, done))
+            .await
+            .map_err(|_| format!("verdict for {id} not recorded: shutting down"))?;
+        match written.await {
+            Ok(Ok(_)) => Ok(verdict),
+            Ok(Err(e)) => Err(format!("verdict for {id} not recorded: {e}")),
+            Err(_) => Err(format!("verdict for {id} not recorded: shutting down")),
         }
     }
 
@@ -90,9 +136,40 @@ impl Verifier {
             Box::pin(async move {
                 let job: VerifyJob = postcard::from_bytes(&body).map_err(|e| Fault::Malformed(e.to_string()))?;
                 let verdict = verifier.verify_and_record(job).await.map_err(Fault::Failed)?;
-                postcard::to_allocvec(&verdict).map_err(|e| Fault::Failed(e.to_string()))
+                let reply = VerifyReply { verdict, slots: u32::try_from(verifier.workers).unwrap_or(u32::MAX) };
+                postcard::to_allocvec(&reply).map_err(|e| Fault::Failed(e.to_string()))
             })
         })
+    }
+}
+
+/// Writes verdicts: whatever queued up while the previous write was in flight goes into the
+/// next entry, so a busy verifier costs the ledger one entry per round trip, not one per proof.
+async fn record_verdicts(node: Arc<LedgerNode>, mut queue: mpsc::Receiver<VerdictWrite>) {
+    let mut pending: Vec<VerdictWrite> = Vec::new();
+    while let Some(first) = queue.recv().await {
+        pending.push(first);
+        while pending.len() < VERDICTS_PER_ENTRY {
+            match queue.try_recv() {
+                Ok(next) => pending.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut commands: Vec<Command> = Vec::with_capacity(pending.len());
+        for (mut command, _) in pending.iter().map(|(c, d)| (c.clone(), d)) {
+            if let Command::AdvanceChallenge(ChallengeTransition {
+                step: ChallengeStep::Verified { verified_by, .. },
+                ..
+            }) = &mut command
+            {
+                *verified_by = node.id;
+            }
+            commands.push(command);
+        }
+        let results = node.propose_all(&commands, PROPOSE_TIMEOUT).await;
+        for ((_, done), result) in pending.drain(..).zip(results) {
+            let _ = done.send(result);
+        }
     }
 }
 
@@ -102,17 +179,25 @@ pub struct Dispatcher {
     verifier: Arc<Verifier>,
     /// Jobs this member has handed to each member and not yet seen finish.
     assigned: Mutex<HashMap<NodeId, usize>>,
+    /// Slots each member reported with its last verdict (this member's are known).
+    slots: Mutex<HashMap<NodeId, usize>>,
     /// Verdicts each member returned for jobs dispatched here, since start.
     completed: Mutex<HashMap<NodeId, u64>>,
+    /// Woken whenever a job finishes somewhere, so a waiting job looks again.
+    freed: Notify,
 }
 
 impl Dispatcher {
     pub fn new(node: Arc<LedgerNode>, verifier: Arc<Verifier>) -> Arc<Dispatcher> {
+        let mut slots = HashMap::new();
+        slots.insert(node.id, verifier.workers());
         Arc::new(Dispatcher {
             node,
             verifier,
             assigned: Mutex::new(HashMap::new()),
+            slots: Mutex::new(slots),
             completed: Mutex::new(HashMap::new()),
+            freed: Notify::new(),
         })
     }
 
@@ -126,39 +211,71 @@ impl Dispatcher {
         self.completed.lock().clone()
     }
 
-    /// Members in the order to try: least loaded first, this member winning ties.
-    fn candidates(&self) -> Vec<NodeId> {
+    /// The members of the current membership (this member always included).
+    fn members(&self) -> Vec<NodeId> {
         let metrics = self.node.metrics();
-        let membership = metrics.membership_config.membership();
-        let assigned = self.assigned.lock();
-        let mut members: Vec<(usize, bool, NodeId)> = membership
-            .nodes()
-            .map(|(id, _)| (assigned.get(id).copied().unwrap_or(0), *id != self.node.id, *id))
-            .collect();
-        if !members.iter().any(|m| m.2 == self.node.id) {
-            members.push((assigned.get(&self.node.id).copied().unwrap_or(0), false, self.node.id));
+        let mut members: Vec<NodeId> = metrics.membership_config.membership().nodes().map(|(id, _)| *id).collect();
+        if !members.contains(&self.node.id) {
+            members.push(self.node.id);
         }
-        members.sort();
-        members.into_iter().map(|m| m.2).collect()
+        members
     }
 
-    fn adjust(&self, member: NodeId, delta: isize) {
+    /// Takes a place at the member with the most room, or `None` if every member not in
+    /// `excluded` is full. Room is free places over slots; this member wins ties (no hop).
+    fn take_place(&self, excluded: &HashSet<NodeId>) -> Option<NodeId> {
+        let members = self.members();
+        let own_slots = self.verifier.workers();
+        let slots = self.slots.lock();
         let mut assigned = self.assigned.lock();
-        let count = assigned.entry(member).or_default();
-        *count = count.saturating_add_signed(delta);
+        let mut best: Option<(f64, bool, NodeId)> = None;
+        for member in members.into_iter().filter(|m| !excluded.contains(m)) {
+            let capacity = slots.get(&member).copied().unwrap_or(own_slots).max(1);
+            let busy = assigned.get(&member).copied().unwrap_or(0);
+            if busy >= capacity + QUEUED_PER_MEMBER {
+                continue;
+            }
+            let load = busy as f64 / capacity as f64;
+            let key = (load, member != self.node.id, member);
+            if best.is_none_or(|b| key.partial_cmp(&b).is_some_and(|o| o.is_lt())) {
+                best = Some(key);
+            }
+        }
+        let member = best?.2;
+        *assigned.entry(member).or_default() += 1;
+        Some(member)
+    }
+
+    fn release(&self, member: NodeId) {
+        {
+            let mut assigned = self.assigned.lock();
+            let count = assigned.entry(member).or_default();
+            *count = count.saturating_sub(1);
+        }
+        self.freed.notify_waiters();
     }
 
     /// Verifies `job` somewhere in the cluster and returns the verdict.
     pub async fn dispatch(&self, job: VerifyJob) -> Result<Verdict, String> {
+        let mut excluded: HashSet<NodeId> = HashSet::new();
         let mut last_error = String::from("no member could verify");
-        for member in self.candidates() {
-            self.adjust(member, 1);
+        loop {
+            // Register for the wake-up before looking, so a release in between is not missed.
+            let freed = self.freed.notified();
+            let Some(member) = self.take_place(&excluded) else {
+                if self.members().iter().all(|m| excluded.contains(m)) {
+                    return Err(last_error);
+                }
+                // Also look again now and then: a member may join or leave meanwhile.
+                let _ = tokio::time::timeout(Duration::from_millis(200), freed).await;
+                continue;
+            };
             let result = if member == self.node.id {
                 self.verifier.verify_and_record(job.clone()).await
             } else {
                 self.remote(member, &job).await
             };
-            self.adjust(member, -1);
+            self.release(member);
             match result {
                 Ok(verdict) => {
                     *self.completed.lock().entry(member).or_default() += 1;
@@ -169,11 +286,11 @@ impl Dispatcher {
                 Err(e) => {
                     metrics::counter!("verification_jobs_reassigned_total").increment(1);
                     tracing::warn!(challenge = %job.challenge_id, member, error = %e, "verification job reassigned");
+                    excluded.insert(member);
                     last_error = e;
                 }
             }
         }
-        Err(last_error)
     }
 
     async fn remote(&self, member: NodeId, job: &VerifyJob) -> Result<Verdict, String> {
@@ -191,6 +308,9 @@ impl Dispatcher {
             )
             .await
             .map_err(|e| e.to_string())?;
-        postcard::from_bytes(&reply).map_err(|e| format!("bad verdict from {member}: {e}"))
+        let reply: VerifyReply = postcard::from_bytes(&reply).map_err(|e| format!("bad verdict from {member}: {e}"))?;
+        // A peer's slot count, bounded so a confused peer cannot draw every job.
+        self.slots.lock().insert(member, (reply.slots as usize).clamp(1, 256));
+        Ok(reply.verdict)
     }
 }

@@ -118,6 +118,7 @@ fn translate(command: &Command) -> Result<Vec<Stmt>, String> {
             ],
             format!("window {} already has a weight intent", w.window),
         )],
+        Command::Batch(_) => return Err("a batch inside a batch".into()),
         Command::RecordWeightOutcome(o) => {
             text(&o.detail, "outcome detail")?;
             let kind = match o.kind {

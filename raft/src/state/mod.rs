@@ -87,6 +87,12 @@ pub struct StateReader {
     metagraph: watch::Receiver<u64>,
 }
 
+/// A typed argument of a reader query.
+enum Bind<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
 /// A challenge row (see `migrations/*/0001_ledger.sql`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChallengeRow {
@@ -284,6 +290,9 @@ impl StateMachine {
         let mut results = vec![Applied::Nothing; steps.len()];
         // Which statement decides each step's result (its guard, or the batch it joined).
         let mut decided_by: Vec<Option<usize>> = vec![None; steps.len()];
+        // The same for the items of batches: (step, item, statement).
+        let mut batch_decided: Vec<(usize, usize, usize)> = Vec::new();
+        let mut metagraph_in_batch = false;
         let mut stmts: Vec<Stmt> = Vec::new();
         let mut membership = None;
         // A run of PutSetting commands becomes one upsert (the last value per key wins).
@@ -317,6 +326,39 @@ impl StateMachine {
             match step {
                 Step::Nothing => {}
                 Step::Membership(m) => membership = Some(m.clone()),
+                Step::Command(Command::Batch(items)) => {
+                    // Decoded once more here; the leader already refused batches that do not.
+                    let decoded = match Command::batch_items(items) {
+                        Ok(decoded) => decoded,
+                        Err(e) => {
+                            results[i] = Applied::Refused(e.to_string());
+                            continue;
+                        }
+                    };
+                    let mut item_results = Vec::with_capacity(decoded.len());
+                    for (j, item) in decoded.into_iter().enumerate() {
+                        let planned = match item {
+                            Ok(command) => {
+                                metagraph_in_batch |= matches!(command, Command::SyncMetagraph(_));
+                                apply::plan(&command)
+                            }
+                            Err(e) => Plan::Refuse(e.to_string()),
+                        };
+                        match planned {
+                            Plan::Refuse(reason) => item_results.push(Applied::Refused(reason)),
+                            Plan::Run(planned) => {
+                                item_results.push(Applied::Done);
+                                for stmt in planned {
+                                    if stmt.guard.is_some() {
+                                        batch_decided.push((i, j, stmts.len()));
+                                    }
+                                    stmts.push(stmt);
+                                }
+                            }
+                        }
+                    }
+                    results[i] = Applied::Batch(item_results);
+                }
                 Step::Command(command) => match apply::plan(command) {
                     Plan::Refuse(reason) => results[i] = Applied::Refused(reason),
                     Plan::Run(planned) => {
@@ -355,12 +397,20 @@ impl StateMachine {
                 _ => results[i] = Applied::Done,
             }
         }
+        for (i, j, at) in batch_decided {
+            if let (Some(reason), Applied::Batch(items)) = (&stmts[at].guard, &mut results[i])
+                && affected.get(at).copied().unwrap_or(0) == 0
+                && let Some(item) = items.get_mut(j)
+            {
+                *item = Applied::Refused(reason.clone());
+            }
+        }
         self.applied = Some(last);
         if let Some(m) = membership {
             self.membership = m;
         }
         self.progress.send_replace(self.applied);
-        if steps.iter().any(|s| matches!(s, Step::Command(Command::SyncMetagraph(_)))) {
+        if metagraph_in_batch || steps.iter().any(|s| matches!(s, Step::Command(Command::SyncMetagraph(_)))) {
             self.metagraph.send_modify(|v| *v += 1);
         }
         Ok(results)
@@ -652,12 +702,12 @@ impl StateReader {
 
     /// One challenge.
     pub async fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>, LedgerError> {
-        Ok(self.challenges_where("id = $1", &[id]).await?.into_iter().next())
+        Ok(self.challenges_where("id = $1", &[Bind::Text(id)]).await?.into_iter().next())
     }
 
     /// A miner's challenges in one status, oldest first.
     pub async fn challenges_of(&self, hotkey: &str, status: ChallengeStatus) -> Result<Vec<ChallengeRow>, LedgerError> {
-        self.challenges_where("hotkey = $1 AND status = $2", &[hotkey, status.as_str()]).await
+        self.challenges_where("hotkey = $1 AND status = $2", &[Bind::Text(hotkey), Bind::Text(status.as_str())]).await
     }
 
     /// Challenges in a status whose deadline is before `now_ms` (the leader's sweep).
@@ -666,21 +716,41 @@ impl StateReader {
         status: ChallengeStatus,
         now_ms: i64,
     ) -> Result<Vec<ChallengeRow>, LedgerError> {
-        let mut rows = self.challenges_where("status = $1 AND deadline_ms IS NOT NULL", &[status.as_str()]).await?;
-        rows.retain(|r| r.deadline_ms.is_some_and(|d| d < now_ms));
-        Ok(rows)
+        self.overdue_challenges_limited(status, now_ms, i64::MAX).await
     }
 
-    async fn challenges_where(&self, condition: &str, binds: &[&str]) -> Result<Vec<ChallengeRow>, LedgerError> {
+    /// At most `limit` of [`Self::overdue_challenges`], the most overdue first; the filter runs
+    /// in SQL on the `(status, deadline_ms)` index, so a sweep over a full subnet reads only
+    /// what it ends.
+    pub async fn overdue_challenges_limited(
+        &self,
+        status: ChallengeStatus,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<ChallengeRow>, LedgerError> {
+        self.challenges_where(
+            "status = $1 AND deadline_ms IS NOT NULL AND deadline_ms < $2 ORDER BY deadline_ms, id LIMIT $3",
+            &[Bind::Text(status.as_str()), Bind::Int(now_ms), Bind::Int(limit.max(0))],
+        )
+        .await
+    }
+
+    /// `condition` is the SQL after `WHERE`; it may end with its own `ORDER BY`, else rows
+    /// come oldest first.
+    async fn challenges_where(&self, condition: &str, binds: &[Bind<'_>]) -> Result<Vec<ChallengeRow>, LedgerError> {
         let sql = format!(
             "SELECT id, hotkey, worker_id, kind, seed, matrix_size, iterations, status, issued_at_ms, updated_at_ms, \
              deadline_ms, sent_at_ms, committed_at_ms, commitments_json, targets_json, received_by, success, \
-             success_count, validator_fault, notes FROM challenges WHERE {condition} ORDER BY issued_at_ms, id"
+             success_count, validator_fault, notes FROM challenges WHERE {condition}{order}",
+            order = if condition.contains("ORDER BY") { "" } else { " ORDER BY issued_at_ms, id" }
         );
         let rows = on_pool!(&self.readers, p => {
             let mut q = sqlx::query(crate::store::dynamic(&sql));
             for b in binds {
-                q = q.bind(*b);
+                q = match b {
+                    Bind::Text(t) => q.bind(*t),
+                    Bind::Int(i) => q.bind(*i),
+                };
             }
             let rows = q.fetch_all(p).await?;
             rows.iter().map(ChallengeRow::from_row).collect::<Result<Vec<_>, sqlx::Error>>()
@@ -740,14 +810,21 @@ impl StateReader {
 
     /// `created` challenges issued before `before_ms` (never polled: they expire, §8.3.16).
     pub async fn stale_created(&self, before_ms: i64) -> Result<Vec<ChallengeRow>, LedgerError> {
-        let mut rows = self.challenges_where("status = $1", &["created"]).await?;
-        rows.retain(|r| r.issued_at_ms < before_ms);
-        Ok(rows)
+        self.stale_created_limited(before_ms, i64::MAX).await
+    }
+
+    /// At most `limit` of [`Self::stale_created`], oldest first, filtered in SQL.
+    pub async fn stale_created_limited(&self, before_ms: i64, limit: i64) -> Result<Vec<ChallengeRow>, LedgerError> {
+        self.challenges_where(
+            "status = $1 AND issued_at_ms < $2 ORDER BY issued_at_ms, id LIMIT $3",
+            &[Bind::Text("created"), Bind::Int(before_ms), Bind::Int(limit.max(0))],
+        )
+        .await
     }
 
     /// Challenges in a status (the sweeps; bounded by the number of in-flight challenges).
     pub async fn challenges_in(&self, status: ChallengeStatus) -> Result<Vec<ChallengeRow>, LedgerError> {
-        self.challenges_where("status = $1", &[status.as_str()]).await
+        self.challenges_where("status = $1", &[Bind::Text(status.as_str())]).await
     }
 
     /// Challenges by status: (open, verified, failed).
