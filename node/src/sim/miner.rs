@@ -427,7 +427,7 @@ impl SimMiner {
                     self.session.invalidate();
                     self.stats.rehandshakes.fetch_add(1, Ordering::Relaxed);
                 }
-                Outcome::PlainError { code, text } => return Err(SimError::Plain { code, text }),
+                Outcome::PlainError { code, text, .. } => return Err(SimError::Plain { code, text }),
                 Outcome::Failure(e) => {
                     self.session.invalidate();
                     return Err(SimError::Protocol(e));

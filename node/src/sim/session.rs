@@ -2,6 +2,10 @@
 //! `session_transport.py`; byteleap-protocol.md §2.4–§2.7, §2.9): a fresh X25519 key and nonce
 //! per handshake, `k_cs` out, `k_sc` in, a replay window on what comes back, and one
 //! re-handshake on 4011/4012/4013/4020.
+//!
+//! It is written independently of the validator's session store (`axon::session`), so a round
+//! trip checks both ends: the simulated miners use it over HTTP, and the store's unit tests use
+//! it in-process with [`MinerSession::seeded`] keys (the §9.4 vectors' shape).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -23,21 +27,26 @@ struct Pending {
     nonce: [u8; 16],
 }
 
-struct Session {
-    id: String,
-    keys: SessionKeys,
-    seq_out: u64,
-    inbound: ReplayWindow,
+/// An established session, as the miner holds it.
+pub struct Session {
+    pub id: String,
+    pub keys: SessionKeys,
+    /// The validator's `expires_at` (epoch seconds).
+    pub expires_at: f64,
+    /// Last seq sent; the first request carries 1.
+    pub seq_out: u64,
+    pub inbound: ReplayWindow,
 }
 
 /// What the miner makes of a `response` string.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Payload(Value),
-    /// A plaintext `{"error", "error_code"}`.
+    /// A plaintext `{"error", "error_code"}`, and whether the miner re-handshakes and retries.
     PlainError {
         code: i64,
         text: String,
+        retries: bool,
     },
     /// The response did not decrypt or its sequence was refused.
     Failure(String),
@@ -47,13 +56,26 @@ pub enum Outcome {
 pub struct MinerSession {
     hotkey: String,
     validator: String,
+    /// Fixed handshake material (tests), else fresh randomness per handshake.
+    seed: Option<u8>,
     pending: Option<Pending>,
     session: Option<Session>,
 }
 
 impl MinerSession {
     pub fn new(hotkey: &str, validator: &str) -> MinerSession {
-        MinerSession { hotkey: hotkey.into(), validator: validator.into(), pending: None, session: None }
+        MinerSession { hotkey: hotkey.into(), validator: validator.into(), seed: None, pending: None, session: None }
+    }
+
+    /// A miner whose every handshake uses the key `[seed; 32]` and the nonce `seed, seed+1, …`
+    /// (deterministic tests).
+    pub fn seeded(hotkey: &str, validator: &str, seed: u8) -> MinerSession {
+        MinerSession { seed: Some(seed), ..MinerSession::new(hotkey, validator) }
+    }
+
+    /// The established session, if any.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
     }
 
     pub fn is_open(&self) -> bool {
@@ -64,21 +86,28 @@ impl MinerSession {
         self.session = None;
     }
 
-    /// The `SessionInitRequest` JSON for a new handshake.
+    /// The `SessionInitRequest` JSON for a new handshake, as Python's
+    /// `json.dumps(SessionInitRequest(...).model_dump())` writes it (field order, float
+    /// `created_at`).
     pub fn handshake_request(&mut self) -> String {
-        let secret = StaticSecret::from(rand::random::<[u8; 32]>());
+        let (secret, nonce) = match self.seed {
+            Some(seed) => (StaticSecret::from([seed; 32]), std::array::from_fn(|i| seed.wrapping_add(i as u8))),
+            None => (StaticSecret::from(rand::random::<[u8; 32]>()), rand::random::<[u8; 16]>()),
+        };
         let pub_b64 = BASE64.encode(PublicKey::from(&secret).as_bytes());
-        let nonce: [u8; 16] = rand::random();
-        let request = serde_json::json!({
-            "miner_eph_pub32": pub_b64,
-            "client_nonce16": BASE64.encode(nonce),
-            "created_at": std::time::SystemTime::now()
+        let created_at = match self.seed {
+            Some(_) => 1_700_000_000.123456,
+            None => std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or_default(),
-        });
+        };
+        let request = format!(
+            "{{\"miner_eph_pub32\": \"{pub_b64}\", \"client_nonce16\": \"{}\", \"created_at\": {created_at:?}}}",
+            BASE64.encode(nonce)
+        );
         self.pending = Some(Pending { secret, pub_b64, nonce });
-        request.to_string()
+        request
     }
 
     /// Derives the keys from the validator's `SessionInitResponse`.
@@ -100,6 +129,7 @@ impl MinerSession {
             .map_err(|e| e.to_string())?
             .try_into()
             .map_err(|_| "server nonce length".to_string())?;
+        let expires_at = data.get("expires_at").and_then(Value::as_f64).ok_or("missing expires_at")?;
         let shared = pending.secret.diffie_hellman(&PublicKey::from(validator_pub));
         let keys = crypto::derive_session_keys(
             shared.as_bytes(),
@@ -110,8 +140,13 @@ impl MinerSession {
             &pending.pub_b64,
             validator_pub_b64,
         );
-        self.session =
-            Some(Session { id: text("session_id")?.to_string(), keys, seq_out: 0, inbound: ReplayWindow::new() });
+        self.session = Some(Session {
+            id: text("session_id")?.to_string(),
+            keys,
+            expires_at,
+            seq_out: 0,
+            inbound: ReplayWindow::new(),
+        });
         Ok(())
     }
 
@@ -136,9 +171,11 @@ impl MinerSession {
             && map.contains_key("error")
             && map.contains_key("error_code")
         {
+            let code = map.get("error_code").and_then(Value::as_i64).unwrap_or_default();
             return Outcome::PlainError {
-                code: map.get("error_code").and_then(Value::as_i64).unwrap_or_default(),
+                code,
                 text: map.get("error").and_then(Value::as_str).unwrap_or_default().to_string(),
+                retries: RETRY_CODES.contains(&code),
             };
         }
         let Some(session) = self.session.as_mut() else { return Outcome::Failure("no session".into()) };

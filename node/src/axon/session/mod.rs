@@ -53,9 +53,6 @@ pub mod pyjson;
 pub mod replay;
 pub mod store;
 
-#[cfg(test)]
-mod miner_sim;
-
 pub use crypto::{OpenError, Opened, Package, SealError, SessionKeys, derive_session_keys, open, seal};
 pub use errors::{HandshakeError, SessionError, code};
 pub use replay::{ReplayWindow, SeqRejection};

@@ -1,12 +1,13 @@
-//! Store behaviour end to end, driven by the miner model of `miner_sim.rs`.
+//! Store behaviour end to end, driven by the miner model of `sim::session` (written apart from the store).
 
 use serde_json::{Value, json};
 
 use super::super::code;
-use super::super::miner_sim::{MinerOutcome, MinerSim};
 use super::super::protocol_type::{HEARTBEAT, TASK};
 use super::super::replay::SeqRejection;
 use super::*;
+use crate::sim::session::MinerSession as MinerSim;
+use crate::sim::session::Outcome as MinerOutcome;
 
 const VALIDATOR: &str = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
 const MINER_A: &str = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
@@ -19,10 +20,16 @@ fn store() -> SessionStore {
 
 /// A miner with an established session.
 fn connected(store: &SessionStore, hotkey: &str, seed: u8, now: f64) -> MinerSim {
-    let mut miner = MinerSim::new(hotkey, seed);
+    let mut miner = MinerSim::seeded(hotkey, VALIDATOR, seed);
     let response = store.handshake(hotkey, &miner.handshake_request(), now).unwrap();
-    miner.complete_handshake(VALIDATOR, &response).unwrap();
+    miner.complete_handshake(&response).unwrap();
     miner
+}
+
+/// One text field of a handshake request the miner model wrote.
+fn request_field(request: &str, key: &str) -> String {
+    let value: Value = serde_json::from_str(request).unwrap();
+    value[key].as_str().unwrap().to_owned()
 }
 
 fn task_poll() -> Value {
@@ -39,10 +46,10 @@ fn assert_code(result: Result<(SessionHandle, Value), SessionError>, code: i64) 
 fn round_trip_through_the_miner_model() {
     let store = store();
     let mut miner = connected(&store, MINER_A, 0x11, T0);
-    assert_eq!(miner.session.as_ref().unwrap().expires_at, T0 + 21_600.0);
+    assert_eq!(miner.session().unwrap().expires_at, T0 + 21_600.0);
     for i in 1..=5u64 {
         let request = json!({"n": i, "é": [1.5, null, {"z": 1e16, "a": -0.0}]});
-        let package = miner.seal(VALIDATOR, TASK, &request);
+        let package = miner.seal(TASK, &request).unwrap();
         let (handle, value) = store.decrypt_request(MINER_A, TASK, &package, T0 + i as f64).unwrap();
         assert_eq!(value, request);
         assert_eq!(handle.peer_hotkey(), MINER_A);
@@ -53,14 +60,14 @@ fn round_trip_through_the_miner_model() {
         let package = store.encrypt_response(&handle, &response).unwrap();
         // The validator's outbound seq starts at 1 and increments per response.
         assert!(package.contains(&format!("\"seq\": {i}, ")), "{package}");
-        assert_eq!(miner.read_response(VALIDATOR, TASK, &package), MinerOutcome::Payload(response));
+        assert_eq!(miner.open(TASK, &package), MinerOutcome::Payload(response));
     }
 }
 
 #[test]
 fn handshake_response_has_the_original_shape() {
     let store = store();
-    let miner = MinerSim::new(MINER_A, 0x11);
+    let mut miner = MinerSim::seeded(MINER_A, VALIDATOR, 0x11);
     let response = store.handshake(MINER_A, &miner.handshake_request(), T0).unwrap();
     // {"validator_eph_pub32": "<44>", "session_id": "<uuid4>", "server_nonce16": "<24>", "expires_at": <repr>}
     let rest = response.strip_prefix("{\"validator_eph_pub32\": \"").unwrap();
@@ -79,8 +86,9 @@ fn handshake_response_has_the_original_shape() {
     assert!(groups[2].starts_with('4'));
     assert!(matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'));
     // Integral times keep Python's ".0".
-    let response =
-        store.handshake(MINER_A, &MinerSim::new(MINER_A, 0x12).handshake_request(), 1_700_000_000.0).unwrap();
+    let response = store
+        .handshake(MINER_A, &MinerSim::seeded(MINER_A, VALIDATOR, 0x12).handshake_request(), 1_700_000_000.0)
+        .unwrap();
     assert!(response.ends_with("\"expires_at\": 1700021600.0}"), "{response}");
 }
 
@@ -90,11 +98,11 @@ fn handshake_keys_match_between_store_and_miner_for_many_sessions() {
     for seed in 1..=20u8 {
         let peer = format!("5Peer{seed:02}");
         let mut miner = connected(&store, &peer, seed, T0);
-        let package = miner.seal(VALIDATOR, HEARTBEAT, &json!({"seed": seed}));
+        let package = miner.seal(HEARTBEAT, &json!({"seed": seed})).unwrap();
         let (handle, value) = store.decrypt_request(&peer, HEARTBEAT, &package, T0).unwrap();
         assert_eq!(value, json!({"seed": seed}));
         let reply = store.encrypt_response(&handle, &json!({"ok": true})).unwrap();
-        assert_eq!(miner.read_response(VALIDATOR, HEARTBEAT, &reply), MinerOutcome::Payload(json!({"ok": true})));
+        assert_eq!(miner.open(HEARTBEAT, &reply), MinerOutcome::Payload(json!({"ok": true})));
     }
     assert_eq!(store.len(), 20);
 }
@@ -102,10 +110,10 @@ fn handshake_keys_match_between_store_and_miner_for_many_sessions() {
 #[test]
 fn invalid_handshakes_are_refused_and_not_counted() {
     let store = store();
-    let good = MinerSim::new(MINER_A, 0x11);
+    let mut good = MinerSim::seeded(MINER_A, VALIDATOR, 0x11);
     let nonce = "AAECAwQFBgcICQoLDA0ODw==";
     let with = |key: &str, nonce: &str| format!("{{\"miner_eph_pub32\": \"{key}\", \"client_nonce16\": \"{nonce}\"}}");
-    let key = good.pub_b64.clone();
+    let key = request_field(&good.handshake_request(), "miner_eph_pub32");
     let zero_key = format!("{}=", "A".repeat(43)); // 32 zero bytes: a low-order point
     let bad_requests = [
         String::new(),
@@ -146,7 +154,7 @@ fn invalid_handshakes_are_refused_and_not_counted() {
     assert_eq!(store.tracked_handshake_peers(), 0);
     assert!(store.is_empty());
     for seed in 0..5 {
-        store.handshake(MINER_A, &MinerSim::new(MINER_A, seed).handshake_request(), T0).unwrap();
+        store.handshake(MINER_A, &MinerSim::seeded(MINER_A, VALIDATOR, seed).handshake_request(), T0).unwrap();
     }
     assert_eq!(store.sessions_of(MINER_A), 3);
 }
@@ -154,17 +162,18 @@ fn invalid_handshakes_are_refused_and_not_counted() {
 #[test]
 fn handshake_accepts_python_variations() {
     let store = store();
-    let mut miner = MinerSim::new(MINER_A, 0x11);
+    let mut miner = MinerSim::seeded(MINER_A, VALIDATOR, 0x11);
+    let standard = miner.handshake_request();
     // Surrounding whitespace is stripped (pydantic str_strip_whitespace) before decoding and before the key is
     // hashed into the HKDF info; extra keys, key order and created_at do not matter.
     let request = format!(
         "{{\"created_at\": \"soon\", \"extra\": [NaN], \"client_nonce16\": \" {} \", \"miner_eph_pub32\": \"\\t{}\\n\"}}",
-        miner.nonce_b64(),
-        miner.pub_b64
+        request_field(&standard, "client_nonce16"),
+        request_field(&standard, "miner_eph_pub32")
     );
     let response = store.handshake(MINER_A, &request, T0).unwrap();
-    miner.complete_handshake(VALIDATOR, &response).unwrap();
-    let package = miner.seal(VALIDATOR, TASK, &task_poll());
+    miner.complete_handshake(&response).unwrap();
+    let package = miner.seal(TASK, &task_poll()).unwrap();
     let (_, value) = store.decrypt_request(MINER_A, TASK, &package, T0).unwrap();
     assert_eq!(value, task_poll());
 }
@@ -177,21 +186,23 @@ fn sixth_handshake_in_a_minute_is_refused_without_evicting() {
     connected(&store, MINER_A, 4, T0 + 2.0);
     // Handshakes 4 and 5 evicted the two oldest sessions; a refused sixth changes nothing.
     assert_eq!(store.sessions_of(MINER_A), 3);
-    let err = store.handshake(MINER_A, &MinerSim::new(MINER_A, 5).handshake_request(), T0 + 59.0).unwrap_err();
+    let err =
+        store.handshake(MINER_A, &MinerSim::seeded(MINER_A, VALIDATOR, 5).handshake_request(), T0 + 59.0).unwrap_err();
     assert_eq!(err, HandshakeError::RateLimited { attempts: 5, limit: 5, window_secs: 60 });
     assert_eq!(err.response_json(), r#"{"error": "Handshake rate limit exceeded: 5/5 in 60s", "error_code": 4018}"#);
     assert_eq!(store.sessions_of(MINER_A), 3);
-    let package = miners[2].seal(VALIDATOR, TASK, &task_poll());
+    let package = miners[2].seal(TASK, &task_poll()).unwrap();
     store.decrypt_request(MINER_A, TASK, &package, T0 + 59.0).unwrap();
     // Other hotkeys are not affected.
     connected(&store, MINER_B, 9, T0 + 59.0);
     // Exactly 60 s after the first three attempts they still count (the original prunes `t < now - 60`).
-    assert!(store.handshake(MINER_A, &MinerSim::new(MINER_A, 6).handshake_request(), T0 + 60.0).is_err());
+    assert!(store.handshake(MINER_A, &MinerSim::seeded(MINER_A, VALIDATOR, 6).handshake_request(), T0 + 60.0).is_err());
     // Just after, those three slots free up, and only those.
     for seed in 7..10 {
         connected(&store, MINER_A, seed, T0 + 60.5);
     }
-    let err = store.handshake(MINER_A, &MinerSim::new(MINER_A, 10).handshake_request(), T0 + 60.6).unwrap_err();
+    let err =
+        store.handshake(MINER_A, &MinerSim::seeded(MINER_A, VALIDATOR, 10).handshake_request(), T0 + 60.6).unwrap_err();
     assert!(matches!(err, HandshakeError::RateLimited { attempts: 5, .. }));
 }
 
@@ -202,16 +213,16 @@ fn fourth_session_evicts_the_least_recently_used() {
     let mut s2 = connected(&store, MINER_A, 2, T0 + 1.0);
     let mut s3 = connected(&store, MINER_A, 3, T0 + 2.0);
     // Use s1 so that s2 becomes the least recently used.
-    let p = s1.seal(VALIDATOR, TASK, &task_poll());
+    let p = s1.seal(TASK, &task_poll()).unwrap();
     store.decrypt_request(MINER_A, TASK, &p, T0 + 3.0).unwrap();
     let mut s4 = connected(&store, MINER_A, 4, T0 + 4.0);
     assert_eq!(store.sessions_of(MINER_A), 3);
-    let sid2 = s2.session.as_ref().unwrap().id.clone();
-    let p = s2.seal(VALIDATOR, TASK, &task_poll());
+    let sid2 = s2.session().unwrap().id.clone();
+    let p = s2.seal(TASK, &task_poll()).unwrap();
     let err = assert_code(store.decrypt_request(MINER_A, TASK, &p, T0 + 5.0), code::SESSION_EXPIRED);
     assert_eq!(err.to_string(), format!("Session not found or expired: {sid2}"));
     for miner in [&mut s1, &mut s3, &mut s4] {
-        let p = miner.seal(VALIDATOR, TASK, &task_poll());
+        let p = miner.seal(TASK, &task_poll()).unwrap();
         store.decrypt_request(MINER_A, TASK, &p, T0 + 5.0).unwrap();
     }
 }
@@ -223,13 +234,13 @@ fn sessions_are_bound_to_their_hotkey() {
     connected(&store, MINER_B, 2, T0);
     // B presents A's session with correct crypto for B's claim: it has A's keys (e.g. A colluding, or a
     // stolen session) and seals as sender B.
-    let a_session = a.session.as_ref().unwrap();
+    let a_session = a.session().unwrap();
     let forged = crypto::seal(&a_session.keys.k_cs, MINER_B, VALIDATOR, TASK, &a_session.id, 1, &task_poll()).unwrap();
     let err = assert_code(store.decrypt_request(MINER_B, TASK, &forged, T0), code::SESSION_EXPIRED);
     assert!(matches!(err, SessionError::ForeignSession { .. }));
     assert_eq!(err.to_string(), format!("Session not found or expired: {}", a_session.id));
     // A's session is untouched and its window did not move.
-    let p = a.seal(VALIDATOR, TASK, &task_poll());
+    let p = a.seal(TASK, &task_poll()).unwrap();
     store.decrypt_request(MINER_A, TASK, &p, T0).unwrap();
     assert_eq!(store.sessions_of(MINER_A), 1);
 }
@@ -238,22 +249,22 @@ fn sessions_are_bound_to_their_hotkey() {
 fn unknown_and_expired_sessions_get_4012() {
     let store = store();
     let mut miner = connected(&store, MINER_A, 1, T0);
-    let package = miner.seal(VALIDATOR, TASK, &task_poll());
+    let package = miner.seal(TASK, &task_poll()).unwrap();
     let other = SessionStore::new(VALIDATOR, SessionStoreConfig::default());
     let err = assert_code(other.decrypt_request(MINER_A, TASK, &package, T0), code::SESSION_EXPIRED);
-    let sid = miner.session.as_ref().unwrap().id.clone();
+    let sid = miner.session().unwrap().id.clone();
     assert_eq!(
         err.response_json(),
         format!("{{\"error\": \"Session not found or expired: {sid}\", \"error_code\": 4012}}")
     );
     assert_eq!(
-        miner.read_response(VALIDATOR, TASK, &err.response_json()),
+        miner.open(TASK, &err.response_json()),
         MinerOutcome::PlainError { code: 4012, text: format!("Session not found or expired: {sid}"), retries: true }
     );
     // Valid until exactly expires_at (the original: expired when now > expires_at).
     let expires = T0 + 21_600.0;
     store.decrypt_request(MINER_A, TASK, &package, expires).unwrap();
-    let package = miner.seal(VALIDATOR, TASK, &task_poll());
+    let package = miner.seal(TASK, &task_poll()).unwrap();
     let err = assert_code(store.decrypt_request(MINER_A, TASK, &package, expires + 0.001), code::SESSION_EXPIRED);
     assert!(matches!(err, SessionError::ExpiredSession { .. }));
     assert!(store.is_empty(), "an expired session is dropped on lookup");
@@ -263,7 +274,7 @@ fn unknown_and_expired_sessions_get_4012() {
 fn replays_and_jumps_get_4020_and_keep_the_session() {
     let store = store();
     let mut miner = connected(&store, MINER_A, 1, T0);
-    let package = miner.seal(VALIDATOR, TASK, &task_poll());
+    let package = miner.seal(TASK, &task_poll()).unwrap();
     store.decrypt_request(MINER_A, TASK, &package, T0).unwrap();
     let err = assert_code(store.decrypt_request(MINER_A, TASK, &package, T0), code::SEQUENCE_ERROR);
     assert_eq!(err, SessionError::Replay { seq: 1, reason: SeqRejection::Replay });
@@ -272,17 +283,17 @@ fn replays_and_jumps_get_4020_and_keep_the_session() {
         r#"{"error": "SEQUENCE_ERROR:4020:Replay detected or sequence out of window", "error_code": 4020}"#
     );
     assert!(matches!(
-        miner.read_response(VALIDATOR, TASK, &err.response_json()),
+        miner.open(TASK, &err.response_json()),
         MinerOutcome::PlainError { code: 4020, retries: true, .. }
     ));
     // Jump: highest is 1, so 2050 is more than 2048 ahead.
-    let jump = miner.seal_with_seq(VALIDATOR, TASK, &task_poll(), 2050);
+    let jump = miner.seal_with_seq(TASK, &task_poll(), 2050).unwrap();
     let err = assert_code(store.decrypt_request(MINER_A, TASK, &jump, T0), code::SEQUENCE_ERROR);
     assert_eq!(err, SessionError::Replay { seq: 2050, reason: SeqRejection::TooFarAhead });
     // 2049 is exactly 2048 ahead: fine; then 1025 is too old.
-    let p = miner.seal_with_seq(VALIDATOR, TASK, &task_poll(), 2049);
+    let p = miner.seal_with_seq(TASK, &task_poll(), 2049).unwrap();
     store.decrypt_request(MINER_A, TASK, &p, T0).unwrap();
-    let p = miner.seal_with_seq(VALIDATOR, TASK, &task_poll(), 1025);
+    let p = miner.seal_with_seq(TASK, &task_poll(), 1025).unwrap();
     assert_eq!(
         store.decrypt_request(MINER_A, TASK, &p, T0).unwrap_err(),
         SessionError::Replay { seq: 1025, reason: SeqRejection::TooOld }
@@ -294,8 +305,8 @@ fn replays_and_jumps_get_4020_and_keep_the_session() {
 fn package_problems_get_4011_and_do_not_move_the_window() {
     let store = store();
     let mut miner = connected(&store, MINER_A, 1, T0);
-    let good = miner.seal(VALIDATOR, TASK, &task_poll()); // seq 1
-    let session = miner.session.as_ref().unwrap();
+    let good = miner.seal(TASK, &task_poll()).unwrap(); // seq 1
+    let session = miner.session().unwrap();
     let (sid, k_cs, k_sc) = (session.id.clone(), session.keys.k_cs, session.keys.k_sc);
     let ct_start = good.find("\"ciphertext\": \"").unwrap() + 15;
     let ct_end = good[ct_start..].find('"').unwrap() + ct_start;
@@ -327,7 +338,7 @@ fn package_problems_get_4011_and_do_not_move_the_window() {
     ];
     for (what, package, route) in cases {
         let err = assert_code(store.decrypt_request(MINER_A, route, &package, T0), code::SESSION_UNKNOWN);
-        let retries = miner.read_response(VALIDATOR, route, &err.response_json());
+        let retries = miner.open(route, &err.response_json());
         assert!(matches!(retries, MinerOutcome::PlainError { code: 4011, retries: true, .. }), "{what}: {err}");
     }
     // Numeric or null session ids are just unknown sessions, printed as Python would.
@@ -345,7 +356,7 @@ fn package_problems_get_4011_and_do_not_move_the_window() {
 fn hostile_plaintexts_are_refused_without_panics() {
     let store = store();
     let miner = connected(&store, MINER_A, 1, T0);
-    let session = miner.session.as_ref().unwrap();
+    let session = miner.session().unwrap();
     let seal_text = |seq: u64, text: &str| {
         let ct = crypto::seal_bytes(&session.keys.k_cs, MINER_A, VALIDATOR, TASK, &session.id, seq, text.as_bytes())
             .unwrap();
@@ -375,9 +386,9 @@ fn outbound_sequence_is_per_session_and_exhaustion_drops_the_session() {
     let store = store();
     let mut a = connected(&store, MINER_A, 1, T0);
     let mut b = connected(&store, MINER_B, 2, T0);
-    let pa = a.seal(VALIDATOR, TASK, &task_poll());
+    let pa = a.seal(TASK, &task_poll()).unwrap();
     let (ha, _) = store.decrypt_request(MINER_A, TASK, &pa, T0).unwrap();
-    let pb = b.seal(VALIDATOR, TASK, &task_poll());
+    let pb = b.seal(TASK, &task_poll()).unwrap();
     let (hb, _) = store.decrypt_request(MINER_B, TASK, &pb, T0).unwrap();
     for expected in 1..=3 {
         let r = store.encrypt_response(&ha, &json!({})).unwrap();
@@ -398,12 +409,12 @@ fn outbound_sequence_is_per_session_and_exhaustion_drops_the_session() {
 fn response_survives_session_eviction_like_the_original() {
     let store = SessionStore::new(VALIDATOR, SessionStoreConfig { max_sessions: 1, ..SessionStoreConfig::default() });
     let mut a = connected(&store, MINER_A, 1, T0);
-    let p = a.seal(VALIDATOR, TASK, &task_poll());
+    let p = a.seal(TASK, &task_poll()).unwrap();
     let (handle, _) = store.decrypt_request(MINER_A, TASK, &p, T0).unwrap();
     connected(&store, MINER_B, 2, T0); // evicts A's session (global cap 1)
     assert_eq!(store.sessions_of(MINER_A), 0);
     let reply = store.encrypt_response(&handle, &json!({"ok": 1})).unwrap();
-    assert_eq!(a.read_response(VALIDATOR, TASK, &reply), MinerOutcome::Payload(json!({"ok": 1})));
+    assert_eq!(a.open(TASK, &reply), MinerOutcome::Payload(json!({"ok": 1})));
 }
 
 #[test]
@@ -417,15 +428,15 @@ fn global_caps_bound_memory() {
     // The two oldest sessions went first.
     for (i, miner) in miners.iter_mut().enumerate() {
         let peer = format!("5Peer{i}");
-        let p = miner.seal(VALIDATOR, TASK, &task_poll());
+        let p = miner.seal(TASK, &task_poll()).unwrap();
         let result = store.decrypt_request(&peer, TASK, &p, T0 + 10.0);
         assert_eq!(result.is_ok(), i >= 2, "peer {i}");
     }
     // Recently used sessions survive a new handshake; the least recently used one goes.
     connected(&store, "5Peer9", 99, T0 + 11.0);
-    let p = miners[2].seal(VALIDATOR, TASK, &task_poll());
+    let p = miners[2].seal(TASK, &task_poll()).unwrap();
     assert!(store.decrypt_request("5Peer2", TASK, &p, T0 + 12.0).is_err());
-    let p = miners[5].seal(VALIDATOR, TASK, &task_poll());
+    let p = miners[5].seal(TASK, &task_poll()).unwrap();
     assert!(store.decrypt_request("5Peer5", TASK, &p, T0 + 12.0).is_ok());
 }
 
@@ -459,14 +470,11 @@ fn concurrent_requests_on_many_sessions() {
             scope.spawn(move || {
                 for n in 0..200u64 {
                     let request = json!({"n": n, "peer": peer.as_str()});
-                    let package = miner.seal(VALIDATOR, HEARTBEAT, &request);
+                    let package = miner.seal(HEARTBEAT, &request).unwrap();
                     let (handle, value) = store.decrypt_request(peer, HEARTBEAT, &package, T0 + 1.0).unwrap();
                     assert_eq!(value, request);
                     let reply = store.encrypt_response(&handle, &json!({"echo": n})).unwrap();
-                    assert_eq!(
-                        miner.read_response(VALIDATOR, HEARTBEAT, &reply),
-                        MinerOutcome::Payload(json!({"echo": n}))
-                    );
+                    assert_eq!(miner.open(HEARTBEAT, &reply), MinerOutcome::Payload(json!({"echo": n})));
                 }
             });
         }
@@ -482,7 +490,8 @@ fn concurrent_handshakes_respect_the_rate_limit() {
         for seed in 0..16u8 {
             let (store, successes) = (&store, &successes);
             scope.spawn(move || {
-                if store.handshake(MINER_A, &MinerSim::new(MINER_A, seed).handshake_request(), T0).is_ok() {
+                if store.handshake(MINER_A, &MinerSim::seeded(MINER_A, VALIDATOR, seed).handshake_request(), T0).is_ok()
+                {
                     successes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
             });
