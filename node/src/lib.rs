@@ -12,6 +12,8 @@
 //! * [`admin`]: the admin gRPC service and its client;
 //! * [`proofs`]: verification jobs and their fan-out across members;
 //! * [`duties`]: leader-only loops (challenge issuing and deadlines);
+//! * [`scoring`]: the original's scoring pass, bit-exact, from challenges, presence bitmaps and
+//!   lease scores to u16 weights, with every factor explained (byteleap-protocol.md §4);
 //! * [`daemon`]: `validator run`, process lifecycle, logging, metrics endpoint;
 //! * [`devnet`]: `validator devnet`, a local cluster of real processes;
 //! * [`bench`]: `validator bench ...`;
@@ -29,6 +31,7 @@ pub mod devnet;
 pub mod duties;
 pub mod init;
 pub mod proofs;
+pub mod scoring;
 pub mod sim;
 
 /// Installs ring as the process-wide rustls provider (the only one compiled in; see

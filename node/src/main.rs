@@ -95,6 +95,9 @@ enum BenchCommand {
     Verify(validator_node::bench::verify::VerifyBenchArgs),
     /// The miner-facing axon under the traffic of a full subnet (simulated miners on a 3-node devnet).
     Axon(validator_node::bench::axon::AxonBenchArgs),
+    /// One scoring pass over a full subnet (256 miners x 100 workers, 169 h of presence, 45
+    /// challenges per worker): time on one core and memory.
+    Scoring(validator_node::bench::scoring::ScoringBenchArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -192,6 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Bench(BenchCommand::Raft(args)) => validator_node::bench::raft::run(args).await,
             Command::Bench(BenchCommand::Verify(args)) => validator_node::bench::verify::run(args).await,
             Command::Bench(BenchCommand::Axon(args)) => validator_node::bench::axon::run(args).await,
+            Command::Bench(BenchCommand::Scoring(args)) => validator_node::bench::scoring::run(args).await,
             Command::Tools(command) => validator_node::ctl::tools::run(command),
         }
     })

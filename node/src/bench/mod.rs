@@ -2,6 +2,7 @@
 
 pub mod axon;
 pub mod raft;
+pub mod scoring;
 pub mod verify;
 
 /// One line describing the machine a benchmark ran on (cores, CPU model, memory).
