@@ -40,7 +40,7 @@ const HOLDER_DOWN: Duration = Duration::from_secs(5);
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most challenges of one status one sweep ends; the rest wait for the next sweep (2 s later),
 /// so a backlog never turns into one enormous burst of writes.
-const SWEEP_LIMIT: i64 = 5000;
+pub const SWEEP_LIMIT: i64 = 5000;
 /// Endings per ledger entry.
 const SWEEP_CHUNK: usize = 250;
 
