@@ -95,6 +95,7 @@ pub const TABLES: &[TableSpec] = &[
             opt("worker_version", Text),
             col("capabilities", Text),
             col("status", Text),
+            opt("last_ip", Text),
         ],
         key: &["hotkey", "worker_id"],
     },
@@ -142,6 +143,21 @@ pub const TABLES: &[TableSpec] = &[
             opt("notes", Text),
         ],
         key: &["id"],
+    },
+    TableSpec {
+        name: "worker_presence",
+        columns: &[col("hotkey", Text), col("worker_id", Text), col("block", Int), col("bits", Int)],
+        key: &["hotkey", "worker_id", "block"],
+    },
+    TableSpec {
+        name: "gpu_presence",
+        columns: &[col("hotkey", Text), col("gpu_uuid", Text), col("block", Int), col("bits", Int)],
+        key: &["hotkey", "gpu_uuid", "block"],
+    },
+    TableSpec {
+        name: "worker_ip_changes",
+        columns: &[col("hotkey", Text), col("worker_id", Text), col("at_ms", Int), col("public_ip", Text)],
+        key: &["hotkey", "worker_id", "at_ms"],
     },
     TableSpec {
         name: "score_passes",

@@ -19,6 +19,7 @@ use crate::command::ChallengeStep;
 use crate::command::ChallengeTransition;
 use crate::command::Command;
 use crate::command::Heartbeat;
+use crate::command::WorkerStatus;
 use crate::command::MetagraphSync;
 use crate::command::WeightOutcomeKind;
 pub use crate::store::script::Arg;
@@ -315,8 +316,25 @@ fn heartbeat(hb: &Heartbeat) -> Result<Vec<Stmt>, String> {
         text(&w.info_json, "worker info")?;
         workers.insert(w.worker_id.as_str(), w);
     }
+    // §4.3 step 7: null and empty IPs are ignored by the walk.
+    let ip = hb.public_ip.as_deref().filter(|ip| !ip.is_empty());
+    if let Some(ip) = ip
+        && !workers.is_empty()
+    {
+        // A change is recorded before the upsert below moves `last_ip` on.
+        let mut args = vec![Arg::Text(hb.hotkey.clone()), Arg::Int(at), Arg::Text(ip.to_string())];
+        let list: Vec<String> = (0..workers.len()).map(|i| format!("${}", i + 4)).collect();
+        args.extend(workers.keys().map(|id| Arg::Text((*id).to_string())));
+        stmts.push(Stmt::new(
+            format!(
+                "INSERT INTO worker_ip_changes (hotkey, worker_id, at_ms, public_ip)                  SELECT hotkey, worker_id, $2, $3 FROM workers WHERE hotkey = $1 AND worker_id IN ({})                  AND last_ip IS NOT NULL AND last_ip <> $3 ON CONFLICT DO NOTHING",
+                list.join(",")
+            ),
+            args,
+        ));
+    }
     if !workers.is_empty() {
-        let mut args = Vec::with_capacity(workers.len() * 9);
+        let mut args = Vec::with_capacity(workers.len() * 10);
         for w in workers.values() {
             args.push(Arg::Text(hb.hotkey.clone()));
             args.push(Arg::Text(w.worker_id.clone()));
@@ -330,22 +348,24 @@ fn heartbeat(hb: &Heartbeat) -> Result<Vec<Stmt>, String> {
             args.push(Arg::Text(capabilities));
             text(&w.status, "status")?;
             args.push(Arg::Text(w.status.clone()));
+            args.push(Arg::OptText(ip.map(str::to_string)));
         }
         stmts.push(Stmt::new(
             format!(
                 "INSERT INTO workers (hotkey, worker_id, last_heartbeat_ms, received_by, info_json, worker_name, \
-                 worker_version, capabilities, status) VALUES {} \
+                 worker_version, capabilities, status, last_ip) VALUES {} \
                  ON CONFLICT (hotkey, worker_id) DO UPDATE SET \
                  last_heartbeat_ms = CASE WHEN excluded.last_heartbeat_ms > workers.last_heartbeat_ms \
                    THEN excluded.last_heartbeat_ms ELSE workers.last_heartbeat_ms END, \
                  received_by = excluded.received_by, info_json = excluded.info_json, \
                  worker_name = COALESCE(excluded.worker_name, workers.worker_name), \
                  worker_version = excluded.worker_version, capabilities = excluded.capabilities, \
-                 status = excluded.status",
-                values_sql(workers.len(), 9)
+                 status = excluded.status, last_ip = COALESCE(excluded.last_ip, workers.last_ip)",
+                values_sql(workers.len(), 10)
             ),
             args,
         ));
+        stmts.extend(presence(hb, at, &workers)?);
     }
 
     // GPUs: the first report of a uuid in this heartbeat counts (PostgreSQL touches a row once
@@ -399,6 +419,86 @@ fn heartbeat(hb: &Heartbeat) -> Result<Vec<Stmt>, String> {
             ),
             args,
         ));
+    }
+    Ok(stmts)
+}
+
+/// Width of an availability bucket (byteleap-protocol.md §4.3: 300 s).
+pub const PRESENCE_BUCKET_MS: i64 = 300_000;
+/// Buckets per presence row: one `BIGINT` bitmap of 60 bits (5 h).
+pub const PRESENCE_BUCKETS_PER_BLOCK: i64 = 60;
+/// How long presence and IP changes are kept: the availability window (§4.3, `window_hours`,
+/// default 169 h, at most [`MAX_AVAILABILITY_WINDOW_HOURS`]) plus a block of slack. Apply reads
+/// no configuration, so the horizon is a constant.
+pub const PRESENCE_RETENTION_MS: i64 = (MAX_AVAILABILITY_WINDOW_HOURS * 3_600_000) + 5 * 3_600_000;
+/// Largest availability window a configuration may ask for (§4.3 default 169 h).
+pub const MAX_AVAILABILITY_WINDOW_HOURS: i64 = 192;
+
+/// A worker's `system_info.gpu_info` UUIDs as §4.3 step 3 reads them: each list item's `uuid`,
+/// else `gpu_uuid`, else `id`, when it is a string other than "-1".
+pub fn presence_gpu_uuids(info_json: &str) -> Vec<String> {
+    let Ok(info) = serde_json::from_str::<serde_json::Value>(info_json) else { return Vec::new() };
+    let Some(list) = info.get("gpu_info").and_then(serde_json::Value::as_array) else { return Vec::new() };
+    list.iter()
+        .filter_map(|item| {
+            let item = item.as_object()?;
+            let value = ["uuid", "gpu_uuid", "id"].iter().find_map(|k| item.get(*k).filter(|v| !v.is_null()))?;
+            value.as_str().filter(|u| *u != "-1" && !u.is_empty()).map(str::to_string)
+        })
+        .collect()
+}
+
+/// The presence bits one heartbeat sets (§4.3, §8.4.25), and the hourly pruning of rows older
+/// than [`PRESENCE_RETENTION_MS`].
+fn presence(hb: &Heartbeat, at: i64, workers: &BTreeMap<&str, &WorkerStatus>) -> Result<Vec<Stmt>, String> {
+    let bucket = at / PRESENCE_BUCKET_MS;
+    let block = bucket / PRESENCE_BUCKETS_PER_BLOCK;
+    let bit = 1i64 << (bucket % PRESENCE_BUCKETS_PER_BLOCK);
+    let mut stmts = Vec::new();
+    let mut args = Vec::with_capacity(workers.len() * 4);
+    for id in workers.keys() {
+        args.extend([Arg::Text(hb.hotkey.clone()), Arg::Text((*id).to_string()), Arg::Int(block), Arg::Int(bit)]);
+    }
+    stmts.push(Stmt::new(
+        format!(
+            "INSERT INTO worker_presence (hotkey, worker_id, block, bits) VALUES {} \
+             ON CONFLICT (hotkey, worker_id, block) DO UPDATE SET bits = worker_presence.bits | excluded.bits",
+            values_sql(workers.len(), 4)
+        ),
+        args,
+    ));
+    let uuids: std::collections::BTreeSet<String> =
+        workers.values().flat_map(|w| presence_gpu_uuids(&w.info_json)).collect();
+    if !uuids.is_empty() {
+        let mut args = Vec::with_capacity(uuids.len() * 4);
+        for uuid in &uuids {
+            text(uuid, "gpu uuid")?;
+            args.extend([Arg::Text(hb.hotkey.clone()), Arg::Text(uuid.clone()), Arg::Int(block), Arg::Int(bit)]);
+        }
+        stmts.push(Stmt::new(
+            format!(
+                "INSERT INTO gpu_presence (hotkey, gpu_uuid, block, bits) VALUES {} \
+                 ON CONFLICT (hotkey, gpu_uuid, block) DO UPDATE SET bits = gpu_presence.bits | excluded.bits",
+                values_sql(uuids.len(), 4)
+            ),
+            args,
+        ));
+    }
+    // Once an hour of the heartbeat's own clock (deterministic on every member); readers filter
+    // by the window anyway, so a skipped hour only keeps a few stale rows a little longer.
+    if bucket % 12 == 0 {
+        let horizon = at - PRESENCE_RETENTION_MS;
+        let horizon_block = horizon / PRESENCE_BUCKET_MS / PRESENCE_BUCKETS_PER_BLOCK;
+        for (table, column, bound) in [
+            ("worker_presence", "block", horizon_block),
+            ("gpu_presence", "block", horizon_block),
+            ("worker_ip_changes", "at_ms", horizon),
+        ] {
+            stmts.push(Stmt::new(
+                format!("DELETE FROM {table} WHERE hotkey = $1 AND {column} < $2"),
+                vec![Arg::Text(hb.hotkey.clone()), Arg::Int(bound)],
+            ));
+        }
     }
     Ok(stmts)
 }

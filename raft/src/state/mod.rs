@@ -794,6 +794,46 @@ impl StateReader {
             .collect())
     }
 
+    /// Presence bitmaps from `since_block` on (§4.3; see `migrations/*/0004_presence.sql`):
+    /// `(hotkey, worker_id, block, bits)` in key order.
+    pub async fn worker_presence(&self, since_block: i64) -> Result<Vec<(String, String, i64, i64)>, LedgerError> {
+        Ok(on_pool!(&self.readers, p => {
+            sqlx::query_as::<_, (String, String, i64, i64)>(
+                "SELECT hotkey, worker_id, block, bits FROM worker_presence WHERE block >= $1 \
+                 ORDER BY hotkey, worker_id, block",
+            )
+            .bind(since_block)
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
+    /// GPU presence per hotkey from `since_block` on: `(hotkey, gpu_uuid, block, bits)`.
+    pub async fn gpu_presence(&self, since_block: i64) -> Result<Vec<(String, String, i64, i64)>, LedgerError> {
+        Ok(on_pool!(&self.readers, p => {
+            sqlx::query_as::<_, (String, String, i64, i64)>(
+                "SELECT hotkey, gpu_uuid, block, bits FROM gpu_presence WHERE block >= $1 \
+                 ORDER BY hotkey, gpu_uuid, block",
+            )
+            .bind(since_block)
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
+    /// Changes of workers' public IPs from `since_ms` on: `(hotkey, worker_id, at_ms, new_ip)`.
+    pub async fn ip_changes(&self, since_ms: i64) -> Result<Vec<(String, String, i64, String)>, LedgerError> {
+        Ok(on_pool!(&self.readers, p => {
+            sqlx::query_as::<_, (String, String, i64, String)>(
+                "SELECT hotkey, worker_id, at_ms, public_ip FROM worker_ip_changes WHERE at_ms >= $1 \
+                 ORDER BY hotkey, worker_id, at_ms",
+            )
+            .bind(since_ms)
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
     /// Workers of a miner that have a challenge in progress (created, sent, committed, verifying).
     pub async fn busy_workers(&self, hotkey: &str) -> Result<std::collections::HashSet<String>, LedgerError> {
         let rows: Vec<String> = on_pool!(&self.readers, p => {
