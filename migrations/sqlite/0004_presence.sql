@@ -21,12 +21,16 @@ CREATE TABLE gpu_presence (
     PRIMARY KEY (hotkey, gpu_uuid, block)
 );
 
--- The IP walk of §4.3 step 7: a worker's last non-empty public IP, and each change of it.
+-- The IP walk of §4.3 step 7: a worker's last non-empty public IP and when it was reported,
+-- and each change of it with the time of the heartbeat before the change (a change counts for
+-- a pass only when that heartbeat is inside the pass's window: the walk starts there).
 ALTER TABLE workers ADD COLUMN last_ip TEXT;
+ALTER TABLE workers ADD COLUMN last_ip_at_ms BIGINT;
 CREATE TABLE worker_ip_changes (
     hotkey     TEXT NOT NULL,
     worker_id  TEXT NOT NULL,
     at_ms      BIGINT NOT NULL,
     public_ip  TEXT NOT NULL,
+    prev_at_ms BIGINT NOT NULL,
     PRIMARY KEY (hotkey, worker_id, at_ms)
 );

@@ -96,6 +96,7 @@ pub const TABLES: &[TableSpec] = &[
             col("capabilities", Text),
             col("status", Text),
             opt("last_ip", Text),
+            opt("last_ip_at_ms", Int),
         ],
         key: &["hotkey", "worker_id"],
     },
@@ -156,7 +157,13 @@ pub const TABLES: &[TableSpec] = &[
     },
     TableSpec {
         name: "worker_ip_changes",
-        columns: &[col("hotkey", Text), col("worker_id", Text), col("at_ms", Int), col("public_ip", Text)],
+        columns: &[
+            col("hotkey", Text),
+            col("worker_id", Text),
+            col("at_ms", Int),
+            col("public_ip", Text),
+            col("prev_at_ms", Int),
+        ],
         key: &["hotkey", "worker_id", "at_ms"],
     },
     TableSpec {

@@ -100,16 +100,18 @@ async fn presence_scenario(url: &str) {
     assert_eq!(d2, [(16_666, 1 << 41)]);
     let gpus: Vec<String> = reader.gpu_presence(0).await.unwrap().into_iter().map(|r| r.1).collect();
     assert_eq!(gpus, ["GPU-1", "GPU-2", "GPU-3", "GPU-4"], "uuid, else gpu_uuid, else id; never -1 or a number");
-    let changes: Vec<(String, i64, String)> =
-        reader.ip_changes(0).await.unwrap().into_iter().map(|c| (c.1, c.2, c.3)).collect();
+    let changes: Vec<(String, i64, String, i64)> =
+        reader.ip_changes(0).await.unwrap().into_iter().map(|c| (c.1, c.2, c.3, c.4)).collect();
     assert_eq!(
         changes,
         [
-            ("d1".to_string(), (t0 + BUCKET) as i64, "2.2.2.2".to_string()),
-            ("d1".to_string(), (t0 + 3 * BUCKET) as i64, "1.1.1.1".to_string())
+            ("d1".to_string(), (t0 + BUCKET) as i64, "2.2.2.2".to_string(), (t0 + 60_000) as i64),
+            ("d1".to_string(), (t0 + 3 * BUCKET) as i64, "1.1.1.1".to_string(), (t0 + BUCKET) as i64)
         ],
-        "d2 never saw another IP; the empty one is skipped"
+        "d2 never saw another IP; the empty one is skipped; each change names the IP heartbeat before it"
     );
+    // A window starting after the first change's previous heartbeat counts only the second.
+    assert_eq!(reader.ip_changes((t0 + 60_001) as i64).await.unwrap().len(), 1);
 
     // Across a block boundary: bucket 1,000,020 is bit 0 of block 16,667.
     a.apply(heartbeat("dave", 1_000_020 * BUCKET, "1.1.1.1", vec![worker("d1", &[])])).await;

@@ -19,9 +19,9 @@ use crate::command::ChallengeStep;
 use crate::command::ChallengeTransition;
 use crate::command::Command;
 use crate::command::Heartbeat;
-use crate::command::WorkerStatus;
 use crate::command::MetagraphSync;
 use crate::command::WeightOutcomeKind;
+use crate::command::WorkerStatus;
 pub use crate::store::script::Arg;
 pub use crate::store::script::Stmt;
 
@@ -327,14 +327,17 @@ fn heartbeat(hb: &Heartbeat) -> Result<Vec<Stmt>, String> {
         args.extend(workers.keys().map(|id| Arg::Text((*id).to_string())));
         stmts.push(Stmt::new(
             format!(
-                "INSERT INTO worker_ip_changes (hotkey, worker_id, at_ms, public_ip)                  SELECT hotkey, worker_id, $2, $3 FROM workers WHERE hotkey = $1 AND worker_id IN ({})                  AND last_ip IS NOT NULL AND last_ip <> $3 ON CONFLICT DO NOTHING",
+                "INSERT INTO worker_ip_changes (hotkey, worker_id, at_ms, public_ip, prev_at_ms) \
+                 SELECT hotkey, worker_id, $2, $3, COALESCE(last_ip_at_ms, 0) FROM workers \
+                 WHERE hotkey = $1 AND worker_id IN ({}) AND last_ip IS NOT NULL AND last_ip <> $3 \
+                 ON CONFLICT DO NOTHING",
                 list.join(",")
             ),
             args,
         ));
     }
     if !workers.is_empty() {
-        let mut args = Vec::with_capacity(workers.len() * 10);
+        let mut args = Vec::with_capacity(workers.len() * 11);
         for w in workers.values() {
             args.push(Arg::Text(hb.hotkey.clone()));
             args.push(Arg::Text(w.worker_id.clone()));
@@ -349,19 +352,21 @@ fn heartbeat(hb: &Heartbeat) -> Result<Vec<Stmt>, String> {
             text(&w.status, "status")?;
             args.push(Arg::Text(w.status.clone()));
             args.push(Arg::OptText(ip.map(str::to_string)));
+            args.push(Arg::OptInt(ip.map(|_| at)));
         }
         stmts.push(Stmt::new(
             format!(
                 "INSERT INTO workers (hotkey, worker_id, last_heartbeat_ms, received_by, info_json, worker_name, \
-                 worker_version, capabilities, status, last_ip) VALUES {} \
+                 worker_version, capabilities, status, last_ip, last_ip_at_ms) VALUES {} \
                  ON CONFLICT (hotkey, worker_id) DO UPDATE SET \
                  last_heartbeat_ms = CASE WHEN excluded.last_heartbeat_ms > workers.last_heartbeat_ms \
                    THEN excluded.last_heartbeat_ms ELSE workers.last_heartbeat_ms END, \
                  received_by = excluded.received_by, info_json = excluded.info_json, \
                  worker_name = COALESCE(excluded.worker_name, workers.worker_name), \
                  worker_version = excluded.worker_version, capabilities = excluded.capabilities, \
-                 status = excluded.status, last_ip = COALESCE(excluded.last_ip, workers.last_ip)",
-                values_sql(workers.len(), 10)
+                 status = excluded.status, last_ip = COALESCE(excluded.last_ip, workers.last_ip), \
+                 last_ip_at_ms = COALESCE(excluded.last_ip_at_ms, workers.last_ip_at_ms)",
+                values_sql(workers.len(), 11)
             ),
             args,
         ));

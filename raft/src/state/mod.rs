@@ -87,6 +87,9 @@ pub struct StateReader {
     metagraph: watch::Receiver<u64>,
 }
 
+/// One change of a worker's public IP: `(hotkey, worker_id, at_ms, new_ip, prev_at_ms)`.
+pub type IpChange = (String, String, i64, String, i64);
+
 /// A typed argument of a reader query.
 enum Bind<'a> {
     Text(&'a str),
@@ -821,12 +824,13 @@ impl StateReader {
         })?)
     }
 
-    /// Changes of workers' public IPs from `since_ms` on: `(hotkey, worker_id, at_ms, new_ip)`.
-    pub async fn ip_changes(&self, since_ms: i64) -> Result<Vec<(String, String, i64, String)>, LedgerError> {
+    /// Changes of workers' public IPs whose previous IP heartbeat is at or after `since_ms`
+    /// (the walk of §4.3 step 7 starts inside the window).
+    pub async fn ip_changes(&self, since_ms: i64) -> Result<Vec<IpChange>, LedgerError> {
         Ok(on_pool!(&self.readers, p => {
-            sqlx::query_as::<_, (String, String, i64, String)>(
-                "SELECT hotkey, worker_id, at_ms, public_ip FROM worker_ip_changes WHERE at_ms >= $1 \
-                 ORDER BY hotkey, worker_id, at_ms",
+            sqlx::query_as::<_, IpChange>(
+                "SELECT hotkey, worker_id, at_ms, public_ip, prev_at_ms FROM worker_ip_changes \
+                 WHERE prev_at_ms >= $1 ORDER BY hotkey, worker_id, at_ms",
             )
             .bind(since_ms)
             .fetch_all(p)
