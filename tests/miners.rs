@@ -163,3 +163,87 @@ async fn a_batch_of_proofs_is_verified_across_all_members() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
 }
+
+/// The leader's scoring pass reads the replicated ledger (presence bitmaps, verified
+/// challenges), records its weights and digest, and every member shows the same pass: honest
+/// miners get weight, cheats none; any member explains each factor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoring_passes_weigh_honest_miners_and_every_member_shows_them() {
+    let mut options = harness::options(3);
+    options.config_extra = FAST_CHALLENGES.into();
+    let (_dir, cluster) = harness::start(options).await;
+    let behaviours = [Behaviour::Honest, Behaviour::BadProofs, Behaviour::Honest];
+    let keys: Vec<Hotkey> = behaviours.iter().map(|_| Hotkey::generate().0).collect();
+    let ss58: Vec<String> = keys.iter().map(|k| k.ss58.clone()).collect();
+    let refs: Vec<&str> = ss58.iter().map(String::as_str).collect();
+    harness::load_metagraph(&cluster, &refs).await;
+    let mut miners: Vec<SimMiner> = keys
+        .into_iter()
+        .zip(behaviours)
+        .enumerate()
+        .map(|(i, (key, b))| SimMiner::new(key, axons(&cluster, 1 + i % 3), 2, 0, b, None))
+        .collect();
+    for m in &mut miners {
+        m.heartbeat().await.unwrap();
+    }
+    let mut got = 0;
+    for _ in 0..40 {
+        for m in &mut miners {
+            got += m.poll_and_work().await.unwrap();
+        }
+        if got >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(got >= 6, "every worker got a challenge: {got}");
+    harness::wait_for(Duration::from_secs(20), || async {
+        let (verified, failed) = counts(&cluster, 1).await;
+        verified >= 4 && failed >= 2
+    })
+    .await;
+
+    // Passes every second from now on (a hot setting), through a follower.
+    let leader = cluster.wait_leader(Duration::from_secs(10)).await.unwrap();
+    let follower = harness::all(&cluster).into_iter().find(|i| *i != leader).unwrap();
+    let mut c = cluster.client(follower).await.unwrap();
+    c.put_setting(pb::PutSettingRequest { key: "scoring.interval_secs".into(), value: "1".into(), timeout_ms: 5000 })
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let last = loop {
+        let mut c = cluster.client(follower).await.unwrap();
+        let reply = c.weights(pb::Empty {}).await.unwrap().into_inner();
+        if reply.seq.is_some() && !reply.weights.is_empty() {
+            break reply;
+        }
+        assert!(std::time::Instant::now() < deadline, "no scoring pass with weights within 30 s: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let weighted: Vec<&str> = last.weights.iter().map(|w| w.hotkey.as_str()).collect();
+    assert_eq!(weighted, [ss58[0].as_str(), ss58[2].as_str()], "honest miners weighted, the cheat not: {last:?}");
+    assert!(last.weights.iter().any(|w| w.weight == 65535), "the top miner gets u16::MAX: {last:?}");
+
+    // Every member shows the same pass once it has applied it.
+    let seq = last.seq;
+    for node in harness::all(&cluster) {
+        harness::wait_for(Duration::from_secs(10), || async {
+            let mut c = cluster.client(node).await.unwrap();
+            let r = c.weights(pb::Empty {}).await.unwrap().into_inner();
+            r.seq >= seq
+        })
+        .await;
+    }
+
+    // Any member explains a miner's weight down to its workers.
+    let mut c = cluster.client(follower).await.unwrap();
+    let reply =
+        c.explain_weights(pb::ExplainWeightsRequest { miner: Some(ss58[0].clone()) }).await.unwrap().into_inner();
+    let report: serde_json::Value = serde_json::from_str(&reply.report_json).unwrap();
+    let miner = &report["miners"][0];
+    assert_eq!(miner["hotkey"], ss58[0].as_str());
+    assert!(miner["workers"].as_array().is_some_and(|w| !w.is_empty()), "{miner}");
+    assert!(miner["weight"].as_f64().is_some_and(|w| w > 0.0), "{miner}");
+    let unknown = c.explain_weights(pb::ExplainWeightsRequest { miner: Some("5Nobody".into()) }).await;
+    assert_eq!(unknown.unwrap_err().code(), tonic::Code::NotFound);
+}

@@ -84,8 +84,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let verifier = crate::proofs::fanout::Verifier::new(node.clone(), workers);
     node.register_service(crate::proofs::fanout::SERVICE, verifier.service());
     let dispatcher = crate::proofs::fanout::Dispatcher::new(node.clone(), verifier);
-    let service =
-        AdminServer::new(AdminService::new(node.clone(), dispatcher.clone())).max_decoding_message_size(4 << 20);
+    let service = AdminServer::new(AdminService::new(node.clone(), dispatcher.clone(), config.validation.clone()))
+        .max_decoding_message_size(4 << 20);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let admin = tokio::spawn(
         Server::builder()
@@ -99,6 +99,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(admin = %admin_addr, "admin service listening");
 
     tokio::spawn(crate::duties::challenges::run(node.clone(), config.validation.clone()));
+    tokio::spawn(crate::duties::scoring::run(node.clone(), config.validation.clone()));
 
     let (axon_stop, axon_stopped) = tokio::sync::oneshot::channel::<()>();
     let axon = if config.axon.enabled {

@@ -31,11 +31,16 @@ const DEFAULT_PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AdminService {
     node: Arc<LedgerNode>,
     dispatcher: Arc<crate::proofs::fanout::Dispatcher>,
+    validation: crate::config::ValidationSection,
 }
 
 impl AdminService {
-    pub fn new(node: Arc<LedgerNode>, dispatcher: Arc<crate::proofs::fanout::Dispatcher>) -> AdminService {
-        AdminService { node, dispatcher }
+    pub fn new(
+        node: Arc<LedgerNode>,
+        dispatcher: Arc<crate::proofs::fanout::Dispatcher>,
+        validation: crate::config::ValidationSection,
+    ) -> AdminService {
+        AdminService { node, dispatcher, validation }
     }
 
     fn require_leader(&self) -> Result<(), AdminError> {
@@ -135,6 +140,64 @@ fn propose_status(e: ProposeError) -> Status {
 
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
+    async fn weights(&self, _: Request<pb::Empty>) -> Result<Response<pb::WeightsReply>, Status> {
+        let last = self.node.state.last_score_pass().await.map_err(|e| Status::internal(e.to_string()))?;
+        let Some(pass) = last else { return Ok(Response::new(pb::WeightsReply::default())) };
+        let neurons = self.node.state.neurons().await.map_err(|e| Status::internal(e.to_string()))?;
+        let hotkeys: std::collections::HashMap<u16, String> = neurons.into_iter().map(|n| (n.uid, n.hotkey)).collect();
+        Ok(Response::new(pb::WeightsReply {
+            seq: Some(pass.seq.max(0) as u64),
+            at_ms: pass.at_ms.max(0) as u64,
+            inputs_digest: hex::encode(&pass.inputs_digest),
+            weights: pass
+                .weights
+                .iter()
+                .map(|(uid, w)| pb::UidWeight {
+                    uid: u32::from(*uid),
+                    weight: u32::from(*w),
+                    hotkey: hotkeys.get(uid).cloned().unwrap_or_default(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn explain_weights(
+        &self,
+        request: Request<pb::ExplainWeightsRequest>,
+    ) -> Result<Response<pb::ExplainWeightsReply>, Status> {
+        let miner = request.into_inner().miner;
+        let last = self.node.state.last_score_pass().await.map_err(|e| Status::internal(e.to_string()))?;
+        // Recomputed as of the last pass's time, so an unchanged ledger gives the same digest.
+        let at = last.as_ref().map_or_else(
+            || {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0)
+            },
+            |p| p.at_ms.max(0) as u64,
+        );
+        let mut report = crate::duties::scoring::compute(&self.node, &self.validation, at)
+            .await
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let matches = last.as_ref().is_some_and(|p| p.inputs_digest == report.inputs_digest);
+        match &miner {
+            Some(hotkey) => {
+                report.miners.retain(|m| &m.hotkey == hotkey);
+                if report.miners.is_empty() {
+                    return Err(Status::not_found(format!("miner {hotkey} is not known to the ledger")));
+                }
+            }
+            None => report.miners.iter_mut().for_each(|m| m.workers.clear()),
+        }
+        let report_json = serde_json::to_string(&report).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::ExplainWeightsReply {
+            report_json,
+            inputs_digest: hex::encode(report.inputs_digest),
+            matches_last_pass: matches,
+        }))
+    }
+
     async fn node_info(&self, _: Request<pb::Empty>) -> Result<Response<pb::MemberSpec>, Status> {
         Ok(Response::new(member_spec(self.node.id, &self.node.me)))
     }

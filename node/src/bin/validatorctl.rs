@@ -57,6 +57,15 @@ enum Cmd {
     /// The replicated metagraph (registered neurons; the axon's allow-list).
     #[command(subcommand)]
     Metagraph(MetagraphCmd),
+    /// The weights of the last recorded scoring pass (uid, hotkey, u16 weight).
+    Weights,
+    /// Recompute the scoring pass on the node's ledger and show every factor behind the weights
+    /// (all miners, or one with every worker's factors).
+    ExplainWeights {
+        /// The miner's hotkey: show its workers too.
+        #[arg(long)]
+        miner: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -337,6 +346,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print_json(serde_json::json!({"index": reply.index, "neurons": count}));
             } else {
                 println!("loaded {count} neurons at log index {}", reply.index);
+            }
+        }
+        Cmd::Weights => {
+            let mut c = connect(&addr, &tls, Duration::from_secs(5)).await?;
+            let reply = c.weights(pb::Empty {}).await?.into_inner();
+            if json {
+                print_json(serde_json::json!({
+                    "seq": reply.seq,
+                    "at_ms": reply.at_ms,
+                    "inputs_digest": reply.inputs_digest,
+                    "weights": reply.weights.iter().map(|w| serde_json::json!({"uid": w.uid, "hotkey": w.hotkey, "weight": w.weight})).collect::<Vec<_>>(),
+                }));
+            } else if let Some(seq) = reply.seq {
+                println!("scoring pass {seq} at {} ms, inputs {}", reply.at_ms, reply.inputs_digest);
+                if reply.weights.is_empty() {
+                    println!("no weight above 0: nothing would be submitted");
+                }
+                let total: f64 = reply.weights.iter().map(|w| f64::from(w.weight)).sum();
+                println!("{:>5}  {:<50}  {:>6}  {:>7}", "uid", "hotkey", "u16", "share");
+                for w in &reply.weights {
+                    let share = if total > 0.0 { 100.0 * f64::from(w.weight) / total } else { 0.0 };
+                    println!("{:>5}  {:<50}  {:>6}  {:>6.2}%", w.uid, w.hotkey, w.weight, share);
+                }
+            } else {
+                println!(
+                    "no scoring pass recorded yet (the leader runs one every scoring.interval_secs, 420 s by default)"
+                );
+            }
+        }
+        Cmd::ExplainWeights { miner } => {
+            let mut c = connect(&addr, &tls, Duration::from_secs(30)).await?;
+            let reply = c.explain_weights(pb::ExplainWeightsRequest { miner }).await?.into_inner();
+            let report: serde_json::Value =
+                serde_json::from_str(&reply.report_json).context("the node sent an unreadable report")?;
+            if json {
+                print_json(serde_json::json!({
+                    "inputs_digest": reply.inputs_digest,
+                    "matches_last_pass": reply.matches_last_pass,
+                    "report": report,
+                }));
+            } else {
+                println!(
+                    "recomputed on this node's ledger: inputs {} ({})",
+                    reply.inputs_digest,
+                    if reply.matches_last_pass {
+                        "the same inputs as the last recorded pass"
+                    } else {
+                        "the ledger moved on since the last recorded pass"
+                    }
+                );
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             }
         }
         Cmd::StateHash => {

@@ -5,6 +5,7 @@
 //! guarded ledger command, so a deposed leader that runs one more pass only gets refusals.
 
 pub mod challenges;
+pub mod scoring;
 
 /// A random UUIDv4 string (challenge ids, §3.1 step 5).
 pub fn uuid_v4() -> String {

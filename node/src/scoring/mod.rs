@@ -53,6 +53,7 @@
 
 mod emit;
 mod inputs;
+mod ledger_inputs;
 mod pass;
 mod presence;
 #[cfg(test)]
@@ -70,6 +71,7 @@ pub use inputs::MinerInput;
 pub use inputs::PassInputs;
 pub use inputs::WorkerInput;
 pub use inputs::inputs_digest;
+pub use ledger_inputs::inputs_from_ledger;
 pub use pass::MinerExplanation;
 pub use pass::PassReport;
 pub use pass::WorkerExplanation;

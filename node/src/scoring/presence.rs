@@ -260,6 +260,14 @@ impl IpTracker {
         self.last_ip_at_ms = at_ms;
     }
 
+    /// The tracker as the ledger keeps it: the last IP and when it was reported, and for each
+    /// change the time of the IP heartbeat before it, oldest first (only the newest
+    /// [`IP_CHANGES_TRACKED`] are kept).
+    pub fn from_ledger(last_ip: Option<String>, last_ip_at_ms: u64, change_prev_ms: &[u64]) -> IpTracker {
+        let skip = change_prev_ms.len().saturating_sub(IP_CHANGES_TRACKED);
+        IpTracker { last_ip, last_ip_at_ms, changes: change_prev_ms[skip..].to_vec() }
+    }
+
     /// IP changes whose previous heartbeat is at or after `window_start_ms`, at most
     /// [`IP_CHANGES_TRACKED`] (the count beyond which the penalty is 0 anyway).
     pub fn changes_since(&self, window_start_ms: u64) -> u32 {

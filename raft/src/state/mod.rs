@@ -87,6 +87,18 @@ pub struct StateReader {
     metagraph: watch::Receiver<u64>,
 }
 
+/// `(hotkey, worker_id, last_heartbeat_ms, last_ip, last_ip_at_ms)` of a worker.
+pub type ScoringWorkerRow = (String, String, i64, Option<String>, Option<i64>);
+
+/// A recorded scoring pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScorePassRow {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub inputs_digest: Vec<u8>,
+    pub weights: Vec<(u16, u16)>,
+}
+
 /// One change of a worker's public IP: `(hotkey, worker_id, at_ms, new_ip, prev_at_ms)`.
 pub type IpChange = (String, String, i64, String, i64);
 
@@ -838,6 +850,47 @@ impl StateReader {
         })?)
     }
 
+    /// Every miner ever heard, `(hotkey, last_heartbeat_ms)` in hotkey order (scoring §4.0).
+    pub async fn all_miners(&self) -> Result<Vec<(String, i64)>, LedgerError> {
+        Ok(on_pool!(&self.readers, p => {
+            sqlx::query_as::<_, (String, i64)>("SELECT hotkey, last_heartbeat_ms FROM miners ORDER BY hotkey")
+                .fetch_all(p)
+                .await
+        })?)
+    }
+
+    /// Every worker ever seen with what scoring reads of it, in key order.
+    pub async fn scoring_workers(&self) -> Result<Vec<ScoringWorkerRow>, LedgerError> {
+        Ok(on_pool!(&self.readers, p => {
+            sqlx::query_as::<_, ScoringWorkerRow>(
+                "SELECT hotkey, worker_id, last_heartbeat_ms, last_ip, last_ip_at_ms FROM workers \
+                 ORDER BY hotkey, worker_id",
+            )
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
+    /// Ended challenges issued at or after `since_ms`, oldest first (scoring §4.2, §4.3 step 4).
+    pub async fn scored_challenges(&self, since_ms: i64) -> Result<Vec<ChallengeRow>, LedgerError> {
+        self.challenges_where(
+            "status IN ('verified', 'failed') AND issued_at_ms >= $1 ORDER BY issued_at_ms, id",
+            &[Bind::Int(since_ms)],
+        )
+        .await
+    }
+
+    /// The GPU inventory: `(gpu_uuid, hotkey, last_seen_ms)` in uuid order.
+    pub async fn gpu_owners(&self) -> Result<Vec<(String, String, i64)>, LedgerError> {
+        Ok(on_pool!(&self.readers, p => {
+            sqlx::query_as::<_, (String, String, i64)>(
+                "SELECT gpu_uuid, hotkey, last_seen_ms FROM gpu_inventory ORDER BY gpu_uuid",
+            )
+            .fetch_all(p)
+            .await
+        })?)
+    }
+
     /// Workers of a miner that have a challenge in progress (created, sent, committed, verifying).
     pub async fn busy_workers(&self, hotkey: &str) -> Result<std::collections::HashSet<String>, LedgerError> {
         let rows: Vec<String> = on_pool!(&self.readers, p => {
@@ -893,6 +946,22 @@ impl StateReader {
         Ok(on_pool!(&self.readers, p => {
             sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(p).await
         })?)
+    }
+
+    /// The newest recorded scoring pass: `(seq, at_ms, inputs_digest, weights)` with the
+    /// weights as `(uid, u16)` pairs.
+    pub async fn last_score_pass(&self) -> Result<Option<ScorePassRow>, LedgerError> {
+        let row: Option<(i64, i64, Vec<u8>, Vec<u8>)> = on_pool!(&self.readers, p => {
+            sqlx::query_as::<_, (i64, i64, Vec<u8>, Vec<u8>)>(
+                "SELECT seq, at_ms, inputs_digest, weights FROM score_passes ORDER BY seq DESC LIMIT 1",
+            )
+            .fetch_optional(p)
+            .await
+        })?;
+        let Some((seq, at_ms, digest, weights)) = row else { return Ok(None) };
+        let weights: Vec<(u16, u16)> = postcard::from_bytes(&weights)
+            .map_err(|e| LedgerError::Snapshot(format!("score pass {seq} has unreadable weights: {e}")))?;
+        Ok(Some(ScorePassRow { seq, at_ms, inputs_digest: digest, weights }))
     }
 
     /// The number of rows in each replicated table (status output).
