@@ -38,36 +38,49 @@ async fn counts(cluster: &validator_node::devnet::LocalCluster, node: usize) -> 
     (s.challenges_verified, s.challenges_failed)
 }
 
+/// Registers one miner per behaviour (2 workers each, miner i on node 1 + i mod 3), sends their
+/// heartbeats, and lets them poll and work until every worker got a challenge. Returns the
+/// miners' hotkeys (ss58, in uid order) and the miners.
+async fn miners_at_work(
+    cluster: &validator_node::devnet::LocalCluster,
+    behaviours: &[Behaviour],
+) -> (Vec<String>, Vec<SimMiner>) {
+    let keys: Vec<Hotkey> = behaviours.iter().map(|_| Hotkey::generate().0).collect();
+    let ss58: Vec<String> = keys.iter().map(|k| k.ss58.clone()).collect();
+    let refs: Vec<&str> = ss58.iter().map(String::as_str).collect();
+    harness::load_metagraph(cluster, &refs).await;
+    let mut miners: Vec<SimMiner> = keys
+        .into_iter()
+        .zip(behaviours.iter().copied())
+        .enumerate()
+        .map(|(i, (key, b))| SimMiner::new(key, axons(cluster, 1 + i % 3), 2, 0, b, None))
+        .collect();
+    for m in &mut miners {
+        m.heartbeat().await.unwrap();
+    }
+    // Wait for the leader's issuing pass, then let every miner work.
+    let wanted = 2 * behaviours.len();
+    let mut got = 0;
+    for _ in 0..40 {
+        for m in &mut miners {
+            got += m.poll_and_work().await.unwrap();
+        }
+        if got >= wanted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(got >= wanted, "every worker got a challenge: {got}");
+    (ss58, miners)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_miners_are_verified_and_cheats_fail_on_any_member() {
     let mut options = harness::options(3);
     options.config_extra = FAST_CHALLENGES.into();
     let (_dir, cluster) = harness::start(options).await;
     let behaviours = [Behaviour::Honest, Behaviour::WrongRows, Behaviour::BadProofs, Behaviour::Honest];
-    let keys: Vec<Hotkey> = behaviours.iter().map(|_| Hotkey::generate().0).collect();
-    let ss58: Vec<&str> = keys.iter().map(|k| k.ss58.as_str()).collect();
-    harness::load_metagraph(&cluster, &ss58).await;
-    let mut miners: Vec<SimMiner> = keys
-        .into_iter()
-        .zip(behaviours)
-        .enumerate()
-        .map(|(i, (key, b))| SimMiner::new(key, axons(&cluster, 1 + i % 3), 2, 0, b, None))
-        .collect();
-    for m in &mut miners {
-        m.heartbeat().await.unwrap();
-    }
-    // Wait for the leader's issuing pass, then let every miner work.
-    let mut got = 0;
-    for _ in 0..40 {
-        for m in &mut miners {
-            got += m.poll_and_work().await.unwrap();
-        }
-        if got >= 8 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(got >= 8, "every worker got a challenge: {got}");
+    let (_, miners) = miners_at_work(&cluster, &behaviours).await;
     // Verdicts are replicated: every node reports them.
     harness::wait_for(Duration::from_secs(20), || async {
         let (verified, failed) = counts(&cluster, 2).await;
@@ -173,30 +186,7 @@ async fn scoring_passes_weigh_honest_miners_and_every_member_shows_them() {
     options.config_extra = FAST_CHALLENGES.into();
     let (_dir, cluster) = harness::start(options).await;
     let behaviours = [Behaviour::Honest, Behaviour::BadProofs, Behaviour::Honest];
-    let keys: Vec<Hotkey> = behaviours.iter().map(|_| Hotkey::generate().0).collect();
-    let ss58: Vec<String> = keys.iter().map(|k| k.ss58.clone()).collect();
-    let refs: Vec<&str> = ss58.iter().map(String::as_str).collect();
-    harness::load_metagraph(&cluster, &refs).await;
-    let mut miners: Vec<SimMiner> = keys
-        .into_iter()
-        .zip(behaviours)
-        .enumerate()
-        .map(|(i, (key, b))| SimMiner::new(key, axons(&cluster, 1 + i % 3), 2, 0, b, None))
-        .collect();
-    for m in &mut miners {
-        m.heartbeat().await.unwrap();
-    }
-    let mut got = 0;
-    for _ in 0..40 {
-        for m in &mut miners {
-            got += m.poll_and_work().await.unwrap();
-        }
-        if got >= 6 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(got >= 6, "every worker got a challenge: {got}");
+    let (ss58, _miners) = miners_at_work(&cluster, &behaviours).await;
     harness::wait_for(Duration::from_secs(20), || async {
         let (verified, failed) = counts(&cluster, 1).await;
         verified >= 4 && failed >= 2

@@ -460,34 +460,30 @@ fn presence(hb: &Heartbeat, at: i64, workers: &BTreeMap<&str, &WorkerStatus>) ->
     let block = bucket / PRESENCE_BUCKETS_PER_BLOCK;
     let bit = 1i64 << (bucket % PRESENCE_BUCKETS_PER_BLOCK);
     let mut stmts = Vec::new();
-    let mut args = Vec::with_capacity(workers.len() * 4);
-    for id in workers.keys() {
-        args.extend([Arg::Text(hb.hotkey.clone()), Arg::Text((*id).to_string()), Arg::Int(block), Arg::Int(bit)]);
-    }
-    stmts.push(Stmt::new(
-        format!(
-            "INSERT INTO worker_presence (hotkey, worker_id, block, bits) VALUES {} \
-             ON CONFLICT (hotkey, worker_id, block) DO UPDATE SET bits = worker_presence.bits | excluded.bits",
-            values_sql(workers.len(), 4)
-        ),
-        args,
-    ));
-    let uuids: std::collections::BTreeSet<String> =
-        workers.values().flat_map(|w| presence_gpu_uuids(&w.info_json)).collect();
-    if !uuids.is_empty() {
-        let mut args = Vec::with_capacity(uuids.len() * 4);
-        for uuid in &uuids {
-            text(uuid, "gpu uuid")?;
-            args.extend([Arg::Text(hb.hotkey.clone()), Arg::Text(uuid.clone()), Arg::Int(block), Arg::Int(bit)]);
+    // One upsert per table: the bit ORed into the row of (hotkey, key, block).
+    let upsert = |table: &str, column: &str, keys: Vec<String>| {
+        let mut args = Vec::with_capacity(keys.len() * 4);
+        let rows = keys.len();
+        for key in keys {
+            args.extend([Arg::Text(hb.hotkey.clone()), Arg::Text(key), Arg::Int(block), Arg::Int(bit)]);
         }
-        stmts.push(Stmt::new(
+        Stmt::new(
             format!(
-                "INSERT INTO gpu_presence (hotkey, gpu_uuid, block, bits) VALUES {} \
-                 ON CONFLICT (hotkey, gpu_uuid, block) DO UPDATE SET bits = gpu_presence.bits | excluded.bits",
-                values_sql(uuids.len(), 4)
+                "INSERT INTO {table} (hotkey, {column}, block, bits) VALUES {} \
+                 ON CONFLICT (hotkey, {column}, block) DO UPDATE SET bits = {table}.bits | excluded.bits",
+                values_sql(rows, 4)
             ),
             args,
-        ));
+        )
+    };
+    stmts.push(upsert("worker_presence", "worker_id", workers.keys().map(|id| (*id).to_string()).collect()));
+    let uuids: std::collections::BTreeSet<String> =
+        workers.values().flat_map(|w| presence_gpu_uuids(&w.info_json)).collect();
+    for uuid in &uuids {
+        text(uuid, "gpu uuid")?;
+    }
+    if !uuids.is_empty() {
+        stmts.push(upsert("gpu_presence", "gpu_uuid", uuids.into_iter().collect()));
     }
     // Once an hour of the heartbeat's own clock (deterministic on every member); readers filter
     // by the window anyway, so a skipped hour only keeps a few stale rows a little longer.

@@ -90,6 +90,9 @@ pub struct StateReader {
 /// `(hotkey, worker_id, last_heartbeat_ms, last_ip, last_ip_at_ms)` of a worker.
 pub type ScoringWorkerRow = (String, String, i64, Option<String>, Option<i64>);
 
+/// `(hotkey, worker_id or gpu_uuid, block, bits)` of a presence row.
+pub type PresenceRow = (String, String, i64, i64);
+
 /// A recorded scoring pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScorePassRow {
@@ -811,28 +814,26 @@ impl StateReader {
 
     /// Presence bitmaps from `since_block` on (§4.3; see `migrations/*/0004_presence.sql`):
     /// `(hotkey, worker_id, block, bits)` in key order.
-    pub async fn worker_presence(&self, since_block: i64) -> Result<Vec<(String, String, i64, i64)>, LedgerError> {
-        Ok(on_pool!(&self.readers, p => {
-            sqlx::query_as::<_, (String, String, i64, i64)>(
-                "SELECT hotkey, worker_id, block, bits FROM worker_presence WHERE block >= $1 \
-                 ORDER BY hotkey, worker_id, block",
-            )
-            .bind(since_block)
-            .fetch_all(p)
-            .await
-        })?)
+    pub async fn worker_presence(&self, since_block: i64) -> Result<Vec<PresenceRow>, LedgerError> {
+        self.presence_rows("worker_presence", "worker_id", since_block).await
     }
 
     /// GPU presence per hotkey from `since_block` on: `(hotkey, gpu_uuid, block, bits)`.
-    pub async fn gpu_presence(&self, since_block: i64) -> Result<Vec<(String, String, i64, i64)>, LedgerError> {
+    pub async fn gpu_presence(&self, since_block: i64) -> Result<Vec<PresenceRow>, LedgerError> {
+        self.presence_rows("gpu_presence", "gpu_uuid", since_block).await
+    }
+
+    async fn presence_rows(
+        &self,
+        table: &str,
+        column: &str,
+        since_block: i64,
+    ) -> Result<Vec<PresenceRow>, LedgerError> {
+        let sql = format!(
+            "SELECT hotkey, {column}, block, bits FROM {table} WHERE block >= $1 ORDER BY hotkey, {column}, block"
+        );
         Ok(on_pool!(&self.readers, p => {
-            sqlx::query_as::<_, (String, String, i64, i64)>(
-                "SELECT hotkey, gpu_uuid, block, bits FROM gpu_presence WHERE block >= $1 \
-                 ORDER BY hotkey, gpu_uuid, block",
-            )
-            .bind(since_block)
-            .fetch_all(p)
-            .await
+            sqlx::query_as::<_, PresenceRow>(crate::store::dynamic(&sql)).bind(since_block).fetch_all(p).await
         })?)
     }
 
