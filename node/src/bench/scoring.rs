@@ -170,15 +170,7 @@ fn build(args: &ScoringBenchArgs, params: &ScoringParams) -> PassInputs {
 /// `(VmRSS, VmHWM)` of this process in KiB.
 fn memory_kib() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (kib("VmRSS:"), kib("VmHWM:"))
+    (super::status_kib(&status, "VmRSS:"), super::status_kib(&status, "VmHWM:"))
 }
 
 fn measure(args: &ScoringBenchArgs, say: &dyn Fn(String)) -> anyhow::Result<Report> {
