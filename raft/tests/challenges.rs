@@ -167,3 +167,37 @@ async fn lifecycle_on_postgres() {
     let Some(pg) = common::fresh_pg().await else { return };
     scenario(&pg.url).await;
 }
+
+/// Scoring passes are numbered in order and only the newest `SCORE_PASSES_KEPT` stay.
+async fn score_pass_scenario(url: &str) {
+    let (_guard, dir) = common::temp_dir();
+    let (_db, storage) = Storage::open(url, &dir).await.unwrap();
+    let reader = storage.reader.clone();
+    let mut a = common::Applier::new(storage.state_machine);
+    let kept = ledger::state::apply::SCORE_PASSES_KEPT as u64;
+    assert!(reader.last_score_pass().await.unwrap().is_none());
+    for i in 1..=kept + 3 {
+        a.apply(Command::RecordScorePass(ledger::command::ScorePass {
+            at_ms: i * 420_000,
+            inputs_digest: [i as u8; 32],
+            weights: vec![(0, 65535), (3, i as u16)],
+        }))
+        .await;
+    }
+    let last = reader.last_score_pass().await.unwrap().unwrap();
+    assert_eq!((last.seq, last.at_ms), ((kept + 3) as i64, ((kept + 3) * 420_000) as i64));
+    assert_eq!(last.weights, vec![(0, 65535), (3, (kept + 3) as u16)]);
+    let sizes = reader.table_sizes().await.unwrap();
+    assert_eq!(sizes.iter().find(|(t, _)| *t == "score_passes").map(|(_, n)| *n), Some(kept as i64));
+}
+
+#[tokio::test]
+async fn score_passes_on_sqlite() {
+    score_pass_scenario("sqlite://ledger.db").await;
+}
+
+#[tokio::test]
+async fn score_passes_on_postgres() {
+    let Some(pg) = common::fresh_pg().await else { return };
+    score_pass_scenario(&pg.url).await;
+}

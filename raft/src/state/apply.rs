@@ -30,6 +30,8 @@ pub const MAX_WORKERS_PER_HEARTBEAT: usize = 100;
 /// Most neurons one metagraph sync may carry (subtensor's maximum subnet size is 256 UIDs,
 /// chain.md §2; headroom for larger subnets without unbounded input).
 pub const MAX_NEURONS: usize = 4096;
+/// Recorded scoring passes kept (1,000 passes of 420 s: about 4.9 days).
+pub const SCORE_PASSES_KEPT: i64 = 1000;
 /// Most bytes a free-form text value may take in the state (settings, JSON details).
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
@@ -97,11 +99,25 @@ fn translate(command: &Command) -> Result<Vec<Stmt>, String> {
         Command::AdvanceChallenge(t) => vec![challenge_step(t)?],
         Command::RecordScorePass(pass) => {
             let weights = postcard::to_allocvec(&pass.weights).map_err(|e| e.to_string())?;
-            vec![Stmt::new(
-                "INSERT INTO score_passes (seq, at_ms, inputs_digest, weights) \
-                 SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3 FROM score_passes",
-                vec![Arg::Int(int(pass.at_ms, "at_ms")?), Arg::Blob(pass.inputs_digest.to_vec()), Arg::Blob(weights)],
-            )]
+            vec![
+                Stmt::new(
+                    "INSERT INTO score_passes (seq, at_ms, inputs_digest, weights) \
+                     SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3 FROM score_passes",
+                    vec![
+                        Arg::Int(int(pass.at_ms, "at_ms")?),
+                        Arg::Blob(pass.inputs_digest.to_vec()),
+                        Arg::Blob(weights),
+                    ],
+                ),
+                // A pass every 420 s would grow the table forever; the newest ones are kept.
+                Stmt::new(
+                    format!(
+                        "DELETE FROM score_passes WHERE seq <= \
+                         (SELECT MAX(seq) FROM score_passes) - {SCORE_PASSES_KEPT}"
+                    ),
+                    vec![],
+                ),
+            ]
         }
         Command::CommitWeightIntent(w) => vec![Stmt::guarded(
             "INSERT INTO weight_intents (window_id, weights_hash, account_nonce, era_birth_block, era_period, leader, \
