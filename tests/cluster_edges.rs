@@ -164,6 +164,32 @@ async fn validatorctl_prints_a_table_for_people_and_json_for_scripts() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["value"], "hello");
 
+    // Weights: the leader's first scoring pass (an empty metagraph: no weights) shows on a
+    // follower, as a table and as JSON; explain-weights recomputes it there.
+    let mut recorded = serde_json::Value::Null;
+    for _ in 0..100 {
+        let out = base(&["--json", "weights"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        recorded = serde_json::from_slice(&out.stdout).unwrap();
+        if recorded["seq"].is_u64() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recorded["seq"].is_u64(), "a scoring pass within 20 s: {recorded}");
+    assert_eq!(recorded["weights"], serde_json::json!([]));
+    assert_eq!(recorded["inputs_digest"].as_str().map(str::len), Some(64));
+    let out = base(&["weights"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("scoring pass") && text.contains("nothing would be submitted"), "{text}");
+    let out = base(&["--json", "explain-weights"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["report"]["miners"], serde_json::json!([]));
+    let out = base(&["explain-weights", "--miner", "5Nobody"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not known"), "{}", String::from_utf8_lossy(&out.stderr));
+
     // step-down moves leadership away, via a redirect from a follower if needed.
     let before = cluster.wait_leader(Duration::from_secs(10)).await.unwrap();
     let out = base(&["--json", "step-down"]);
