@@ -72,6 +72,7 @@ type VerdictWrite = (Command, oneshot::Sender<Result<Applied, ProposeError>>);
 /// Runs jobs on this member, `workers` at once (`validation.verification_workers`; 0 = one per
 /// core).
 pub struct Verifier {
+    node_id: NodeId,
     slots: Arc<Semaphore>,
     workers: usize,
     verdicts: mpsc::Sender<VerdictWrite>,
@@ -83,8 +84,9 @@ impl Verifier {
         let workers =
             if workers == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { workers };
         let (verdicts, queue) = mpsc::channel(VERDICT_QUEUE);
+        let node_id = node.id;
         tokio::spawn(record_verdicts(node, queue));
-        Arc::new(Verifier { slots: Arc::new(Semaphore::new(workers)), workers, verdicts })
+        Arc::new(Verifier { node_id, slots: Arc::new(Semaphore::new(workers)), workers, verdicts })
     }
 
     /// How many jobs this member runs at once.
@@ -112,7 +114,7 @@ impl Verifier {
                 success: verdict.success,
                 success_count: verdict.success_count,
                 verification_ms: verdict.verification_ms,
-                verified_by: 0,
+                verified_by: self.node_id,
                 notes: verdict.notes.clone(),
             },
         });
@@ -155,17 +157,7 @@ async fn record_verdicts(node: Arc<LedgerNode>, mut queue: mpsc::Receiver<Verdic
                 Err(_) => break,
             }
         }
-        let mut commands: Vec<Command> = Vec::with_capacity(pending.len());
-        for (mut command, _) in pending.iter().map(|(c, d)| (c.clone(), d)) {
-            if let Command::AdvanceChallenge(ChallengeTransition {
-                step: ChallengeStep::Verified { verified_by, .. },
-                ..
-            }) = &mut command
-            {
-                *verified_by = node.id;
-            }
-            commands.push(command);
-        }
+        let commands: Vec<Command> = pending.iter().map(|(command, _)| command.clone()).collect();
         let results = node.propose_all(&commands, PROPOSE_TIMEOUT).await;
         for ((_, done), result) in pending.drain(..).zip(results) {
             let _ = done.send(result);
