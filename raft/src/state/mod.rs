@@ -906,12 +906,8 @@ impl StateReader {
         Ok(rows.into_iter().collect())
     }
 
-    /// `created` challenges issued before `before_ms` (never polled: they expire, §8.3.16).
-    pub async fn stale_created(&self, before_ms: i64) -> Result<Vec<ChallengeRow>, LedgerError> {
-        self.stale_created_limited(before_ms, i64::MAX).await
-    }
-
-    /// At most `limit` of [`Self::stale_created`], oldest first, filtered in SQL.
+    /// Challenges still `created` (never polled) that were issued before `before_ms`, at most
+    /// `limit`, oldest first, filtered in SQL (the sweep of §8.3.16).
     pub async fn stale_created_limited(&self, before_ms: i64, limit: i64) -> Result<Vec<ChallengeRow>, LedgerError> {
         self.challenges_where(
             "status = $1 AND issued_at_ms < $2 ORDER BY issued_at_ms, id LIMIT $3",
